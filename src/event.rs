@@ -1,0 +1,208 @@
+//! The events a step produces: data, error, snapshot, updateKeys and rebound.
+//!
+//! One typed value per event; the transports (stdout for `component run`, AMQP for the worker)
+//! decide how each is written on the wire.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::message::Message;
+
+/// An event emitted while processing one message.
+#[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "an event is built once and moved once; boxing buys nothing"
+)]
+pub enum Event {
+    /// A message for the next step.
+    Data(Message),
+    /// The failure of the step, produced by the runtime from the module's `Err`.
+    Error(ErrorReport),
+    /// The step's new state, kept by the platform between runs.
+    Snapshot(Value),
+    /// New credential keys for the platform to persist.
+    UpdateKeys(Keys),
+    /// Ask the platform to deliver the incoming message again later.
+    Rebound(Rebound),
+}
+
+/// The kind of an event, as named on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// `data`
+    Data,
+    /// `error`
+    Error,
+    /// `snapshot`
+    Snapshot,
+    /// `updateKeys`
+    UpdateKeys,
+    /// `rebound`
+    Rebound,
+}
+
+impl EventKind {
+    /// The event's name in elastic.io's vocabulary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Data => "data",
+            Self::Error => "error",
+            Self::Snapshot => "snapshot",
+            Self::UpdateKeys => "updateKeys",
+            Self::Rebound => "rebound",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as elastic.io reports it: `{name, message, stack}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    /// The error's kind, e.g. `ReauthorizationRequired`.
+    pub name: String,
+    /// What went wrong, in words for the integration engineer.
+    pub message: String,
+    /// The chain of causes, one per line (Rust has no stack to give).
+    pub stack: String,
+}
+
+impl ErrorReport {
+    /// Builds the report from an error, walking its chain of sources for `stack`.
+    pub fn from_error(name: impl Into<String>, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = vec![error.to_string()];
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        Self {
+            name: name.into(),
+            message: chain.join(": "),
+            stack: chain.join("\ncaused by: "),
+        }
+    }
+}
+
+/// Keys for `updateKeys`, e.g. `{"oauth": <token set>}`. They hold secrets, so `Debug`
+/// prints only the top-level names.
+#[derive(Clone, PartialEq)]
+pub struct Keys(Value);
+
+impl Keys {
+    /// Wraps the keys to emit.
+    pub fn new(keys: Value) -> Self {
+        Self(keys)
+    }
+
+    /// The keys, secrets included: for the `updateKeys` payload only.
+    pub fn expose_json(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&String> = self
+            .0
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        f.debug_tuple("Keys").field(&names).finish()
+    }
+}
+
+/// A request to deliver the incoming message again later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rebound {
+    /// Why, e.g. "the API answered 429 Too Many Requests".
+    pub reason: String,
+    /// The wait the API asked for (`Retry-After`), in milliseconds, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Data(_) => EventKind::Data,
+            Self::Error(_) => EventKind::Error,
+            Self::Snapshot(_) => EventKind::Snapshot,
+            Self::UpdateKeys(_) => EventKind::UpdateKeys,
+            Self::Rebound(_) => EventKind::Rebound,
+        }
+    }
+
+    /// The event's payload as JSON. For `updateKeys` this writes out the keys, secrets
+    /// included, because persisting them is the event's purpose.
+    pub fn payload(&self) -> Value {
+        match self {
+            Self::Data(message) => serde_json::to_value(message).unwrap_or(Value::Null),
+            Self::Error(report) => json!(report),
+            Self::Snapshot(snapshot) => snapshot.clone(),
+            Self::UpdateKeys(keys) => keys.expose_json().clone(),
+            Self::Rebound(rebound) => json!(rebound),
+        }
+    }
+
+    /// The event as one JSON line of `component run`: `{"event": ..., "payload": ...}`.
+    pub fn to_json_line(&self) -> String {
+        json!({"event": self.kind().as_str(), "payload": self.payload()}).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_name_the_event_and_carry_the_payload() {
+        let data = Event::Data(Message {
+            id: Some("1".into()),
+            body: json!({"a": 1}),
+            ..Message::default()
+        });
+        assert_eq!(
+            data.to_json_line(),
+            r#"{"event":"data","payload":{"id":"1","body":{"a":1},"headers":{},"attachments":{}}}"#
+        );
+        let keys = Event::UpdateKeys(Keys::new(json!({"oauth": {"access_token": "x"}})));
+        assert_eq!(
+            keys.to_json_line(),
+            r#"{"event":"updateKeys","payload":{"oauth":{"access_token":"x"}}}"#
+        );
+    }
+
+    #[test]
+    fn keys_debug_hides_values() {
+        let printed = format!(
+            "{:?}",
+            Event::UpdateKeys(Keys::new(json!({"oauth": {"access_token": "sekrit"}})))
+        );
+        assert_eq!(printed, r#"UpdateKeys(Keys(["oauth"]))"#);
+    }
+
+    #[test]
+    fn error_reports_walk_the_source_chain() {
+        let inner = std::io::Error::other("connection refused");
+        let outer = crate::emitter::EmitError::Transport {
+            kind: EventKind::Data,
+            source: Box::new(inner),
+        };
+        let report = ErrorReport::from_error("EmitError", &outer);
+        assert_eq!(
+            report.message,
+            "could not publish the data event: connection refused"
+        );
+        assert_eq!(
+            report.stack,
+            "could not publish the data event\ncaused by: connection refused"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! [`AuthClient`]: bearer injection, refresh on 401, one replay.
+//!
+//! The request is built and cloned *before* it is first sent, so a body that cannot be
+//! replayed is refused up front rather than lost after a refresh. A 401 (or a 403/400 whose
+//! `WWW-Authenticate` says `error="invalid_token"`) invalidates only the token generation the
+//! request carried; the replay goes out once, and a second rejection is an error, not a loop.
+
+use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use url::Url;
+
+use crate::auth::{Lease, RefreshError, TokenCache};
+use crate::emitter::Emitter;
+
+/// Why an authenticated call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The step config has no `oauth` token set.
+    #[error("the step config has no `oauth` token set")]
+    NoTokenSet,
+    /// The body is a stream, which could not be sent again after a refresh.
+    #[error(
+        "the request body cannot be replayed after a token refresh; send a buffered body instead"
+    )]
+    NotReplayable,
+    /// The request could not be built (bad URL, header, body).
+    #[error("the request is invalid")]
+    InvalidRequest(#[source] reqwest::Error),
+    /// The path could not be joined to `api_base_url`.
+    #[error("`{path}` is not a valid URL, nor a path under `api_base_url`")]
+    InvalidUrl {
+        /// The path or URL given.
+        path: String,
+    },
+    /// The access token could not be renewed.
+    #[error("could not renew the access token")]
+    Refresh(#[from] RefreshError),
+    /// The API rejected the token again, after a refresh.
+    #[error("the API rejected the access token again after a refresh (HTTP {status})")]
+    Unauthorized {
+        /// The second rejection's status.
+        status: u16,
+    },
+    /// The API could not be reached or did not answer.
+    #[error("the API request failed")]
+    Transport(#[source] reqwest::Error),
+}
+
+impl AuthError {
+    /// True when only a new authorisation by the user can fix it.
+    pub fn is_reauthorization_required(&self) -> bool {
+        matches!(self, Self::Refresh(error) if error.is_reauthorization_required())
+    }
+
+    /// True when the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Refresh(error) => error.is_retryable(),
+            Self::Transport(error) => {
+                error.is_timeout() || error.is_connect() || error.is_request()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The HTTP client given to modules: every request carries the account's current access
+/// token, and token expiry is handled here, invisibly to the module.
+#[derive(Clone, Debug)]
+pub struct AuthClient {
+    http: reqwest::Client,
+    cache: TokenCache,
+    emitter: Emitter,
+    base_url: Option<Url>,
+}
+
+impl AuthClient {
+    /// A client over the account's `cache`; `emitter` receives `updateKeys` after refreshes.
+    pub fn new(
+        http: reqwest::Client,
+        cache: TokenCache,
+        emitter: Emitter,
+        base_url: Option<Url>,
+    ) -> Self {
+        Self {
+            http,
+            cache,
+            emitter,
+            base_url,
+        }
+    }
+
+    /// The token cache behind this client.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// Resolves `path` against `api_base_url` (an absolute URL is taken as is).
+    pub fn url(&self, path: &str) -> Result<Url, AuthError> {
+        let invalid = || AuthError::InvalidUrl {
+            path: path.to_owned(),
+        };
+        if let Ok(url) = Url::parse(path) {
+            return Ok(url);
+        }
+        let base = self.base_url.as_ref().ok_or_else(invalid)?;
+        let joined = format!(
+            "{}/{}",
+            base.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        Url::parse(&joined).map_err(|_| invalid())
+    }
+
+    /// Starts a request to `path` (relative to `api_base_url`, or absolute).
+    pub fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, AuthError> {
+        Ok(self.http.request(method, self.url(path)?))
+    }
+
+    /// Sends the request with the current access token; on a rejected token, refreshes
+    /// (once for all concurrent callers) and replays the request exactly once.
+    pub async fn send(&self, builder: RequestBuilder) -> Result<Response, AuthError> {
+        let request = builder.build().map_err(AuthError::InvalidRequest)?;
+        let replay = request.try_clone().ok_or(AuthError::NotReplayable)?;
+
+        let lease = self.cache.lease_for_call(&self.emitter).await?;
+        let response = self.execute(request, &lease).await?;
+        if !is_token_rejected(&response) {
+            return Ok(response);
+        }
+        tracing::info!(
+            message = "API rejected the access token; refreshing.",
+            status = response.status().as_u16(),
+            generation = lease.generation
+        );
+        let fresh = self
+            .cache
+            .refresh_after_rejection(&lease, &self.emitter)
+            .await?;
+        let response = self.execute(replay, &fresh).await?;
+        if is_token_rejected(&response) {
+            return Err(AuthError::Unauthorized {
+                status: response.status().as_u16(),
+            });
+        }
+        Ok(response)
+    }
+
+    async fn execute(
+        &self,
+        mut request: reqwest::Request,
+        lease: &Lease,
+    ) -> Result<Response, AuthError> {
+        let mut bearer = HeaderValue::from_str(&format!(
+            "Bearer {}",
+            lease.tokens.access_token().expose_secret()
+        ))
+        .map_err(|_| {
+            AuthError::Refresh(RefreshError::InvalidResponse(
+                "the access token is not header-safe".into(),
+            ))
+        })?;
+        bearer.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, bearer);
+        self.http
+            .execute(request)
+            .await
+            .map_err(AuthError::Transport)
+    }
+}
+
+/// 401, or 403/400 carrying `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 3.1).
+pub fn is_token_rejected(response: &Response) -> bool {
+    match response.status() {
+        StatusCode::UNAUTHORIZED => true,
+        StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(is_invalid_token_challenge),
+        _ => false,
+    }
+}
+
+fn is_invalid_token_challenge(challenge: &str) -> bool {
+    let lower = challenge.to_ascii_lowercase();
+    lower.trim_start().starts_with("bearer")
+        && (lower.contains("error=\"invalid_token\"") || lower.contains("error=invalid_token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bearer_invalid_token_challenges_count() {
+        assert!(is_invalid_token_challenge(
+            r#"Bearer realm="api", error="invalid_token""#
+        ));
+        assert!(is_invalid_token_challenge("bearer error=invalid_token"));
+        assert!(!is_invalid_token_challenge(
+            r#"Bearer error="insufficient_scope""#
+        ));
+        assert!(!is_invalid_token_challenge(r#"Basic realm="x""#));
+    }
+}

@@ -1,0 +1,5 @@
+//! The authenticated HTTP client that triggers and actions use to call the protected API.
+
+pub mod client;
+
+pub use client::{AuthClient, AuthError};

@@ -1,0 +1,44 @@
+//! An elastic.io-model component runtime with OAuth2 key rotation, and a REST API component.
+//!
+//! # Layout
+//!
+//! A message flows through the crate like this:
+//!
+//! 1. **In**: [`local`] reads it from a file (`component run`); the worker reads it from the
+//!    step's AMQP queue.
+//! 2. **Function**: [`step::Step`] looks the trigger or action up in the [`registry`] and calls
+//!    it with the message, the [`config::StepConfig`], the snapshot and a [`module::Context`].
+//! 3. **HTTP**: the module calls the API through [`http::AuthClient`], which injects the
+//!    bearer token and, on 401, refreshes it once through the account's [`auth::TokenCache`]
+//!    ([`auth::refresh`] talks to the token endpoint), emits `updateKeys` with the whole
+//!    [`auth::TokenSet`], and replays the request.
+//! 4. **Events out**: the module emits [`event::Event`]s through its [`emitter::Emitter`];
+//!    a module's `Err` becomes exactly one error event.
+//!
+//! Supporting modules: [`secret`] (redacted secret types), [`message`] (the message model),
+//! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
+//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component).
+
+pub mod actions;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod descriptor;
+pub mod emitter;
+pub mod event;
+pub mod http;
+pub mod local;
+pub mod message;
+pub mod module;
+pub mod registry;
+pub mod secret;
+pub mod step;
+pub mod template;
+pub mod triggers;
+
+pub use config::StepConfig;
+pub use emitter::{Emitter, EventSink};
+pub use event::Event;
+pub use message::Message;
+pub use module::{Action, Context, ProcessError, Trigger};
+pub use registry::Registry;

@@ -1,0 +1,116 @@
+//! The `component` binary: the worker and the developer's local runner.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use component::descriptor::Descriptor;
+use component::local::{self, RunRequest, RunStatus};
+use component::registry::Registry;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "An elastic.io-model component runtime with OAuth2 key rotation."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one message through one trigger or action, printing events as JSON lines.
+    Run {
+        /// The trigger or action, as named in component.json.
+        #[arg(long)]
+        function: String,
+        /// The step config (JSON).
+        #[arg(long)]
+        config: PathBuf,
+        /// The incoming message (JSON); `-` reads stdin.
+        #[arg(long)]
+        message: Option<PathBuf>,
+        /// The snapshot (JSON).
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+    },
+    /// Checks component.json against the functions compiled into this binary.
+    Validate {
+        /// The descriptor to check; defaults to ./component.json, else the embedded copy.
+        #[arg(long)]
+        descriptor: Option<PathBuf>,
+    },
+}
+
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    match cli.command {
+        Command::Run {
+            function,
+            config,
+            message,
+            snapshot,
+        } => {
+            let request = RunRequest {
+                function,
+                config,
+                message,
+                snapshot,
+            };
+            match local::run(&Registry::builtin(), &request, Box::new(std::io::stdout())).await {
+                Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
+                Ok(RunStatus::Failed) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Validate { descriptor } => validate(descriptor),
+    }
+}
+
+fn validate(path: Option<PathBuf>) -> ExitCode {
+    let default = PathBuf::from("component.json");
+    let (descriptor, origin) = match path.or_else(|| default.exists().then_some(default)) {
+        Some(path) => match Descriptor::load(&path) {
+            Ok(descriptor) => (descriptor, path.display().to_string()),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => (
+            Descriptor::embedded(),
+            "the embedded component.json".to_owned(),
+        ),
+    };
+    let problems = descriptor.problems(&Registry::builtin());
+    if problems.is_empty() {
+        let registry = Registry::builtin();
+        println!(
+            "{origin} is valid: {}",
+            registry.names().collect::<Vec<_>>().join(", ")
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{origin} has {} problem(s):", problems.len());
+        for problem in problems {
+            eprintln!("  - {problem}");
+        }
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,97 @@
+//! The one place where trigger and action names map to their implementations.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::StepConfig;
+use crate::message::Message;
+use crate::module::{Action, Context, ProcessError, Trigger};
+use crate::{actions, triggers};
+
+/// A compiled-in function: a trigger or an action.
+#[derive(Clone)]
+pub enum Function {
+    /// Declared under `triggers` in component.json.
+    Trigger(Arc<dyn Trigger>),
+    /// Declared under `actions` in component.json.
+    Action(Arc<dyn Action>),
+}
+
+impl Function {
+    /// Runs the function on one message.
+    pub async fn process(
+        &self,
+        message: &Message,
+        config: &StepConfig,
+        snapshot: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        match self {
+            Self::Trigger(trigger) => trigger.process(message, config, snapshot, ctx).await,
+            Self::Action(action) => action.process(message, config, snapshot, ctx).await,
+        }
+    }
+
+    /// True for triggers.
+    pub fn is_trigger(&self) -> bool {
+        matches!(self, Self::Trigger(_))
+    }
+}
+
+/// Function names and implementations.
+#[derive(Clone, Default)]
+pub struct Registry {
+    functions: BTreeMap<String, Function>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.functions.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry, for components of other crates and for tests.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every trigger and action of this component.
+    pub fn builtin() -> Self {
+        let mut registry = Self::new();
+        triggers::register(&mut registry);
+        actions::register(&mut registry);
+        registry
+    }
+
+    /// Adds a trigger.
+    pub fn trigger(&mut self, name: &str, trigger: impl Trigger) -> &mut Self {
+        self.functions
+            .insert(name.to_owned(), Function::Trigger(Arc::new(trigger)));
+        self
+    }
+
+    /// Adds an action.
+    pub fn action(&mut self, name: &str, action: impl Action) -> &mut Self {
+        self.functions
+            .insert(name.to_owned(), Function::Action(Arc::new(action)));
+        self
+    }
+
+    /// The function of that name.
+    pub fn get(&self, name: &str) -> Option<&Function> {
+        self.functions.get(name)
+    }
+
+    /// Every name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(String::as_str)
+    }
+
+    /// Every function with its name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Function)> {
+        self.functions.iter().map(|(name, f)| (name.as_str(), f))
+    }
+}

@@ -1,0 +1,149 @@
+//! A configured step: one function, its config and its account's token cache.
+//!
+//! This is the runtime core, independent of the broker: `component run`, the worker and the
+//! demo all process messages through [`Step::process`], which turns a module's `Err` into
+//! exactly one error event.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::auth::{RetryPolicy, TokenCache};
+use crate::clock::Clock;
+use crate::config::StepConfig;
+use crate::emitter::Emitter;
+use crate::event::ErrorReport;
+use crate::http::AuthClient;
+use crate::message::Message;
+use crate::module::Context;
+use crate::registry::{Function, Registry};
+
+/// The name is not a compiled-in function.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown function `{name}`; this component has: {}", known.join(", "))]
+pub struct UnknownFunction {
+    /// The name asked for.
+    pub name: String,
+    /// The names there are.
+    pub known: Vec<String>,
+}
+
+/// How processing one message ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function returned `Ok`.
+    Completed,
+    /// The function returned `Err`; its error event was emitted when `error_published`.
+    Failed {
+        /// The error as reported.
+        report: ErrorReport,
+        /// False when even the error event could not be emitted.
+        error_published: bool,
+    },
+}
+
+/// One trigger or action, ready to process messages.
+#[derive(Clone)]
+pub struct Step {
+    name: String,
+    function: Function,
+    config: Arc<StepConfig>,
+    tokens: Option<TokenCache>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Step {
+    /// The step running `name` from `registry` with `config`.
+    pub fn new(
+        registry: &Registry,
+        name: &str,
+        config: StepConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, UnknownFunction> {
+        let function = registry.get(name).cloned().ok_or_else(|| UnknownFunction {
+            name: name.to_owned(),
+            known: registry.names().map(str::to_owned).collect(),
+        })?;
+        let tokens = TokenCache::from_config(&config, RetryPolicy::default(), clock);
+        Ok(Self {
+            name: name.to_owned(),
+            function,
+            config: Arc::new(config),
+            tokens,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Uses `tokens` as the account's cache, e.g. one shared with other steps of the account
+    /// or one with a custom retry policy.
+    pub fn with_token_cache(mut self, tokens: TokenCache) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The step config.
+    pub fn config(&self) -> &StepConfig {
+        &self.config
+    }
+
+    /// The account's token cache, when the config holds a token set.
+    pub fn tokens(&self) -> Option<&TokenCache> {
+        self.tokens.as_ref()
+    }
+
+    /// True when the function is a trigger.
+    pub fn is_trigger(&self) -> bool {
+        self.function.is_trigger()
+    }
+
+    /// Processes one message, emitting through `emitter`. A failure becomes exactly one error
+    /// event.
+    pub async fn process(&self, message: &Message, snapshot: &Value, emitter: &Emitter) -> Outcome {
+        let base_url = self
+            .config
+            .api_base_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
+        let http = self
+            .tokens
+            .clone()
+            .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
+        let ctx = Context::new(emitter.clone(), http);
+        match self
+            .function
+            .process(message, &self.config, snapshot, &ctx)
+            .await
+        {
+            Ok(()) => Outcome::Completed,
+            Err(error) => {
+                let report = ErrorReport::from_error(error.name(), &error);
+                tracing::warn!(message = "Function failed.", function = %self.name, error = %report.message);
+                let error_published = match emitter.error(report.clone()).await {
+                    Ok(()) => true,
+                    Err(emit_error) => {
+                        tracing::error!(message = "Error event could not be emitted.", error = %emit_error);
+                        false
+                    }
+                };
+                Outcome::Failed {
+                    report,
+                    error_published,
+                }
+            }
+        }
+    }
+}
