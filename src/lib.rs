@@ -20,9 +20,11 @@
 //! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component).
 
 pub mod actions;
+pub mod amqp;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod descriptor;
 pub mod emitter;
 pub mod event;
@@ -30,11 +32,14 @@ pub mod http;
 pub mod local;
 pub mod message;
 pub mod module;
+pub mod platform;
 pub mod registry;
 pub mod secret;
+pub mod settings;
 pub mod step;
 pub mod template;
 pub mod triggers;
+pub mod worker;
 
 pub use config::StepConfig;
 pub use emitter::{Emitter, EventSink};

@@ -1,0 +1,68 @@
+//! Consuming the step's queue: manual acks, prefetch = the number of messages processed at
+//! once, on the read connection.
+
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+
+use super::connection::{self, Role};
+use crate::settings::AmqpUri;
+
+/// A live consumer with the channel and connection it runs on.
+pub struct Subscription {
+    connection: Connection,
+    channel: Channel,
+    /// The stream of deliveries.
+    pub consumer: Consumer,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("channel", &self.channel.id())
+            .field("tag", &self.consumer.tag())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Connects (with backoff) and starts consuming `queue` with `prefetch`.
+    pub async fn open(uri: &AmqpUri, queue: &str, prefetch: u16) -> Result<Self, lapin::Error> {
+        let connection = connection::connect_with_backoff(uri, Role::Read).await;
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(message = "Consuming.", queue, prefetch);
+        Ok(Self {
+            connection,
+            channel,
+            consumer,
+        })
+    }
+
+    /// Stops deliveries; those already received can still be acked.
+    pub async fn cancel(&self) {
+        if let Err(error) = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::warn!(message = "Cancelling the consumer failed.", %error);
+        }
+    }
+
+    /// Closes channel and connection; unacked deliveries go back to the queue.
+    pub async fn close(&self) {
+        let _ = self.channel.close(200, "worker stopping".into()).await;
+        let _ = self.connection.close(200, "worker stopping".into()).await;
+    }
+}

@@ -1,0 +1,233 @@
+//! AMQP headers: what the worker reads from an incoming delivery and the identity headers it
+//! writes on everything it publishes (sailor-protocol.md 2.2-2.4).
+//!
+//! Identity travels in headers only, never in basic properties. Integers are written in the
+//! smallest signed width, as amqplib does, and read in any width.
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use crate::settings::Identity;
+
+/// Header with the message id.
+pub const MESSAGE_ID: &str = "messageId";
+/// Header with the protocol version (body encoding).
+pub const PROTOCOL_VERSION: &str = "protocolVersion";
+/// Header counting rebounds.
+pub const REBOUND_ITERATION: &str = "reboundIteration";
+/// Header counting publish retries.
+pub const RETRY: &str = "retry";
+const META_PREFIX: &str = "x-eio-meta-";
+
+/// The headers of an incoming delivery that the worker uses.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IncomingHeaders {
+    /// `messageId`.
+    pub message_id: Option<String>,
+    /// `threadId`, else `x-eio-meta-trace-id`.
+    pub thread_id: Option<String>,
+    /// `stepId`: the previous step (for passthrough).
+    pub step_id: Option<String>,
+    /// `reply_to`.
+    pub reply_to: Option<String>,
+    /// `protocolVersion`, any integer width.
+    pub protocol_version: Option<i64>,
+    /// `reboundIteration`, any integer width.
+    pub rebound_iteration: Option<i64>,
+    /// Every `x-eio-meta-*` header, names lower-cased.
+    pub meta: Vec<(String, AMQPValue)>,
+}
+
+/// An integer header value, whatever width (or decimal text) it arrived in.
+pub fn int_of(value: &AMQPValue) -> Option<i64> {
+    match value {
+        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::Timestamp(v) => i64::try_from(*v).ok(),
+        AMQPValue::Float(v) if v.fract() == 0.0 => Some(*v as i64),
+        AMQPValue::Double(v) if v.fract() == 0.0 => Some(*v as i64),
+        other => text_of(other).and_then(|text| text.trim().parse().ok()),
+    }
+}
+
+/// A text header value.
+pub fn text_of(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// An integer as amqplib writes it: the smallest signed width that fits.
+pub fn int_value(value: i64) -> AMQPValue {
+    if let Ok(v) = i8::try_from(value) {
+        AMQPValue::ShortShortInt(v)
+    } else if let Ok(v) = i16::try_from(value) {
+        AMQPValue::ShortInt(v)
+    } else if let Ok(v) = i32::try_from(value) {
+        AMQPValue::LongInt(v)
+    } else {
+        AMQPValue::LongLongInt(value)
+    }
+}
+
+/// A text header value.
+pub fn text_value(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+impl IncomingHeaders {
+    /// Reads the headers of a delivery (absent headers read as empty).
+    pub fn read(table: Option<&FieldTable>) -> Self {
+        let mut headers = Self::default();
+        let Some(table) = table else {
+            return headers;
+        };
+        let mut trace_id = None;
+        for (name, value) in table.inner() {
+            let name = name.as_str();
+            match name {
+                MESSAGE_ID => headers.message_id = text_of(value).filter(|s| !s.is_empty()),
+                "threadId" => headers.thread_id = text_of(value).filter(|s| !s.is_empty()),
+                "stepId" => headers.step_id = text_of(value),
+                "reply_to" => headers.reply_to = text_of(value),
+                PROTOCOL_VERSION => headers.protocol_version = int_of(value),
+                REBOUND_ITERATION => headers.rebound_iteration = int_of(value),
+                _ => {}
+            }
+            let lower = name.to_ascii_lowercase();
+            if lower.starts_with(META_PREFIX) {
+                if lower == "x-eio-meta-trace-id" {
+                    trace_id = text_of(value);
+                }
+                headers.meta.push((lower, value.clone()));
+            }
+        }
+        if headers.thread_id.is_none() {
+            headers.thread_id = trace_id;
+        }
+        headers
+    }
+}
+
+/// Builds the headers of one incoming message's publishes (sailor-protocol.md 2.4).
+pub fn base_headers(
+    identity: &Identity,
+    function: &str,
+    incoming: &IncomingHeaders,
+    thread_id: &str,
+    start_ms: i64,
+) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in &incoming.meta {
+        table.insert(ShortString::from(name.as_str()), value.clone());
+    }
+    if let Some(reply_to) = &incoming.reply_to {
+        table.insert("reply_to".into(), text_value(reply_to));
+    }
+    if let Some(parent) = &incoming.message_id {
+        table.insert("parentMessageId".into(), text_value(parent));
+    }
+    for (name, value) in [
+        ("threadId", thread_id),
+        ("execId", &identity.exec_id),
+        ("taskId", &identity.flow_id),
+        ("workspaceId", &identity.workspace_id),
+        ("containerId", &identity.container_id),
+        ("userId", &identity.user_id),
+        ("stepId", &identity.step_id),
+        ("compId", &identity.comp_id),
+        ("function", function),
+    ] {
+        table.insert(name.into(), text_value(value));
+    }
+    table.insert("start".into(), int_value(start_ms));
+    table
+}
+
+/// Milliseconds since the Unix epoch, for `start` and `end`.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_read_in_any_signed_width() {
+        for value in [
+            AMQPValue::ShortShortInt(2),
+            AMQPValue::ShortInt(2),
+            AMQPValue::LongInt(2),
+            AMQPValue::LongLongInt(2),
+            AMQPValue::ShortShortUInt(2),
+            AMQPValue::LongString("2".into()),
+        ] {
+            assert_eq!(int_of(&value), Some(2), "{value:?}");
+        }
+        assert_eq!(int_of(&AMQPValue::Boolean(true)), None);
+    }
+
+    #[test]
+    fn integers_are_written_in_the_smallest_width() {
+        assert_eq!(int_value(1), AMQPValue::ShortShortInt(1));
+        assert_eq!(int_value(300), AMQPValue::ShortInt(300));
+        assert_eq!(int_value(70_000), AMQPValue::LongInt(70_000));
+        assert_eq!(
+            int_value(1_700_000_000_000),
+            AMQPValue::LongLongInt(1_700_000_000_000)
+        );
+    }
+
+    #[test]
+    fn incoming_headers_fall_back_to_the_trace_id_and_keep_meta_headers() {
+        let mut table = FieldTable::default();
+        table.insert("messageId".into(), text_value("m1"));
+        table.insert("X-EIO-META-Trace-Id".into(), text_value("t1"));
+        table.insert("x-eio-meta-tenant".into(), text_value("acme"));
+        table.insert("protocolVersion".into(), AMQPValue::LongLongInt(2));
+        table.insert("other".into(), text_value("ignored"));
+        let headers = IncomingHeaders::read(Some(&table));
+        assert_eq!(headers.message_id.as_deref(), Some("m1"));
+        assert_eq!(headers.thread_id.as_deref(), Some("t1"));
+        assert_eq!(headers.protocol_version, Some(2));
+        let names: Vec<&str> = headers.meta.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-eio-meta-trace-id", "x-eio-meta-tenant"]);
+    }
+
+    #[test]
+    fn base_headers_carry_identity_and_lineage() {
+        let identity = Identity {
+            flow_id: "flow".into(),
+            exec_id: "exec".into(),
+            step_id: "step_2".into(),
+            user_id: "user".into(),
+            comp_id: "comp".into(),
+            container_id: "cont".into(),
+            workspace_id: "ws".into(),
+        };
+        let incoming = IncomingHeaders {
+            message_id: Some("parent".into()),
+            reply_to: Some("reply".into()),
+            ..IncomingHeaders::default()
+        };
+        let table = base_headers(&identity, "request", &incoming, "thread", 5);
+        let get = |name: &str| table.inner().get(name).and_then(text_of);
+        assert_eq!(get("parentMessageId").as_deref(), Some("parent"));
+        assert_eq!(get("taskId").as_deref(), Some("flow"));
+        assert_eq!(get("threadId").as_deref(), Some("thread"));
+        assert_eq!(get("function").as_deref(), Some("request"));
+        assert_eq!(get("reply_to").as_deref(), Some("reply"));
+        assert_eq!(table.inner()["start"], AMQPValue::ShortShortInt(5));
+        assert_eq!(table.inner().len(), 12);
+    }
+}

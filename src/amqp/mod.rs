@@ -1,0 +1,10 @@
+//! The AMQP transport of the worker, wire-compatible with elastic.io's sailors: a read
+//! connection whose [`consumer`] takes deliveries from the step's queue, a write connection
+//! whose [`publisher`] publishes on a confirm channel, the [`headers`] both sides speak, and
+//! the [`sink`] that writes one delivery's events on the wire. [`connection`] opens both.
+
+pub mod connection;
+pub mod consumer;
+pub mod headers;
+pub mod publisher;
+pub mod sink;

@@ -1,0 +1,194 @@
+//! Publishing on a confirm channel: every publish returns only once the broker confirmed it.
+//!
+//! A nack (e.g. a full next-step queue with `overflow: reject-publish`) is retried with
+//! exponential backoff and a `retry` header, as sailor-nodejs does; a broken channel or
+//! connection is reopened lazily by the next attempt, so a restart of RabbitMQ delays
+//! publishes instead of losing them.
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use tokio::sync::Mutex;
+
+use super::connection::{self, Role};
+use super::headers::{RETRY, int_value};
+use crate::settings::{AmqpUri, PublishRetry};
+
+/// Delivery mode of transient messages.
+pub const TRANSIENT: u8 = 1;
+/// Delivery mode of persistent messages.
+pub const PERSISTENT: u8 = 2;
+
+/// Why a publish failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker refused the message on every attempt.
+    #[error("the broker refused the message {attempts} time(s)")]
+    Nacked {
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// The channel or connection failed on the last attempt.
+    #[error("publishing failed after {attempts} attempt(s)")]
+    Channel {
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        source: lapin::Error,
+    },
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The routing key.
+    pub routing_key: String,
+    /// The body as it goes on the wire.
+    pub body: Vec<u8>,
+    /// The properties (headers included); the delivery mode is set by the publisher.
+    pub properties: BasicProperties,
+}
+
+/// The write side: one connection, one confirm channel, reopened when broken.
+pub struct Publisher {
+    uri: AmqpUri,
+    exchange: String,
+    retry: PublishRetry,
+    persistent: bool,
+    link: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("uri", &self.uri)
+            .field("exchange", &self.exchange)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// A publisher to `exchange`; it connects on first use.
+    pub fn new(uri: AmqpUri, exchange: String, retry: PublishRetry, persistent: bool) -> Self {
+        Self {
+            uri,
+            exchange,
+            retry,
+            persistent,
+            link: Mutex::new(None),
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, lapin::Error> {
+        let mut link = self.link.lock().await;
+        if let Some((connection, channel)) = link.as_ref()
+            && connection.status().connected()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        *link = None;
+        let connection = connection::connect(&self.uri, Role::Write).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        *link = Some((connection, channel.clone()));
+        Ok(channel)
+    }
+
+    async fn forget(&self, broken: &Channel) {
+        let mut link = self.link.lock().await;
+        if link.as_ref().is_some_and(|(_, c)| c.id() == broken.id()) {
+            *link = None;
+        }
+    }
+
+    async fn attempt(&self, message: &Outgoing, retry: u32) -> Result<bool, lapin::Error> {
+        let mut properties = message
+            .properties
+            .clone()
+            .with_delivery_mode(if self.persistent {
+                PERSISTENT
+            } else {
+                TRANSIENT
+            });
+        if retry > 0 {
+            let mut headers = properties.headers().clone().unwrap_or_default();
+            headers.insert(RETRY.into(), int_value(i64::from(retry)));
+            properties = properties.with_headers(headers);
+        }
+        let channel = self.channel().await?;
+        let outcome = async {
+            let confirm = channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    message.routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &message.body,
+                    properties,
+                )
+                .await?
+                .await?;
+            Ok(confirm.is_ack())
+        }
+        .await;
+        if outcome.is_err() {
+            self.forget(&channel).await;
+        }
+        outcome
+    }
+
+    /// Publishes and waits for the broker's confirm, retrying nacks and broken channels.
+    pub async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
+        let mut retry = 0u32;
+        loop {
+            let outcome = self.attempt(message, retry).await;
+            let failure = match outcome {
+                Ok(true) => return Ok(()),
+                Ok(false) => None,
+                Err(error) => Some(error),
+            };
+            if self.retry.attempts.is_some_and(|max| retry >= max) {
+                return Err(match failure {
+                    None => PublishError::Nacked {
+                        attempts: retry + 1,
+                    },
+                    Some(source) => PublishError::Channel {
+                        attempts: retry + 1,
+                        source,
+                    },
+                });
+            }
+            retry += 1;
+            let delay = self.retry.delay_for(retry);
+            tracing::warn!(
+                message = "Publish not confirmed; retrying.",
+                routing_key = %message.routing_key,
+                retry,
+                error = failure.as_ref().map(ToString::to_string),
+                retry_in_ms = delay.as_millis() as u64
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Closes the connection, if open.
+    pub async fn close(&self) {
+        if let Some((connection, _)) = self.link.lock().await.take() {
+            let _ = connection.close(200, "worker stopping".into()).await;
+        }
+    }
+}
+
+/// Properties every publish starts from: JSON in UTF-8, with `headers`.
+pub fn json_properties(headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf8".into())
+        .with_headers(headers)
+}

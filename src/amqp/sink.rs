@@ -1,0 +1,350 @@
+//! The events of one delivery, written on the wire (DESIGN.md section 4,
+//! sailor-protocol.md 2.5): the [`EventSink`] the worker gives each message's emitter.
+//!
+//! data and updateKeys are encrypted in the configured protocol version; error is plain JSON
+//! with encrypted base64 fields; snapshot is plain JSON; rebound re-sends the original bytes.
+//! Each publish returns once the broker confirmed it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use lapin::BasicProperties;
+use lapin::types::FieldTable;
+use serde_json::{Value, json};
+
+use super::headers::{self, IncomingHeaders, MESSAGE_ID, PROTOCOL_VERSION, int_value, text_value};
+use super::publisher::{Outgoing, Publisher, json_properties};
+use crate::crypto::Encoding;
+use crate::emitter::{EmitError, EventSink};
+use crate::event::{ErrorReport, Event, EventKind, Keys, Rebound};
+use crate::message::Message;
+use crate::settings::Settings;
+
+/// Message-level header naming the routing key of a data message.
+pub const ROUTING_KEY_HEADER: &str = "x-eio-routing-key";
+/// The error a rebound past the limit turns into.
+pub const REBOUND_LIMIT_EXCEEDED: &str = "Rebound limit exceeded";
+
+/// What every delivery of this process shares: settings, publisher, the step's snapshot.
+#[derive(Debug)]
+pub struct StepWire {
+    /// The worker's settings.
+    pub settings: Arc<Settings>,
+    /// The write side.
+    pub publisher: Arc<Publisher>,
+    /// The snapshot the next message sees; a `snapshot` event replaces it.
+    pub snapshot: Mutex<Value>,
+    /// The step's `is_passthrough`.
+    pub is_passthrough: bool,
+    /// `cfg._account`, echoed in `updateKeys` headers.
+    pub account: Option<String>,
+}
+
+impl StepWire {
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Value {
+        self.snapshot
+            .lock()
+            .expect("no code panics while holding this lock")
+            .clone()
+    }
+}
+
+/// One incoming delivery, as far as the events it causes need it.
+#[derive(Debug)]
+pub struct Delivered {
+    /// Its headers.
+    pub headers: IncomingHeaders,
+    /// Its body, as received.
+    pub body: Vec<u8>,
+    /// Its properties, for rebounds.
+    pub properties: BasicProperties,
+    /// The decoded message, when it decoded.
+    pub message: Option<Message>,
+    /// The `errorInput` of error events: the incoming ciphertext as base64.
+    pub error_input: String,
+    /// The headers every publish starts from.
+    pub base_headers: FieldTable,
+}
+
+/// The sink of one delivery's events.
+#[derive(Debug)]
+pub struct DeliverySink {
+    wire: Arc<StepWire>,
+    delivered: Arc<Delivered>,
+    errors_published: AtomicUsize,
+}
+
+impl DeliverySink {
+    /// The sink for `delivered`.
+    pub fn new(wire: Arc<StepWire>, delivered: Arc<Delivered>) -> Self {
+        Self {
+            wire,
+            delivered,
+            errors_published: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many error events were confirmed.
+    pub fn errors_published(&self) -> usize {
+        self.errors_published.load(Ordering::SeqCst)
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.wire.settings
+    }
+
+    fn headers(&self, message_id: &str) -> FieldTable {
+        let mut table = self.delivered.base_headers.clone();
+        table.insert(MESSAGE_ID.into(), text_value(message_id));
+        table.insert("end".into(), int_value(headers::now_ms()));
+        table
+    }
+
+    fn encode(&self, kind: EventKind, json: &Value) -> Result<Vec<u8>, EmitError> {
+        let settings = self.settings();
+        let body = settings
+            .cipher
+            .encode(json.to_string().as_bytes(), settings.protocol);
+        let limit = settings.outgoing_message_size_limit;
+        if body.len() > limit {
+            return Err(EmitError::TooLarge {
+                kind,
+                size: body.len(),
+                limit,
+            });
+        }
+        Ok(body)
+    }
+
+    fn data(&self, mut message: Message) -> Result<Outgoing, EmitError> {
+        let id = message
+            .id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone();
+        let routing_key = take_routing_key(&mut message)
+            .unwrap_or_else(|| self.settings().data_routing_key.clone());
+        if self.wire.is_passthrough {
+            self.add_passthrough(&mut message);
+        }
+        let json = serde_json::to_value(&message).map_err(|error| EmitError::Refused {
+            kind: EventKind::Data,
+            reason: error.to_string(),
+        })?;
+        let body = self.encode(EventKind::Data, &json)?;
+        let mut table = self.headers(&id);
+        table.insert(
+            PROTOCOL_VERSION.into(),
+            int_value(self.settings().protocol.protocol_version()),
+        );
+        Ok(Outgoing {
+            routing_key,
+            body,
+            properties: json_properties(table),
+        })
+    }
+
+    fn add_passthrough(&self, message: &mut Message) {
+        let incoming = self.delivered.message.as_ref();
+        let mut passthrough = incoming
+            .and_then(|m| m.passthrough.clone())
+            .unwrap_or_default();
+        let (key, mut entry) = if self.settings().no_self_passthrough {
+            match (&self.delivered.headers.step_id, incoming) {
+                (Some(step), Some(incoming)) => (step.clone(), incoming.clone()),
+                _ => {
+                    message.passthrough = Some(passthrough);
+                    return;
+                }
+            }
+        } else {
+            (self.settings().identity.step_id.clone(), message.clone())
+        };
+        entry.passthrough = None;
+        passthrough.insert(key, serde_json::to_value(entry).unwrap_or(Value::Null));
+        message.passthrough = Some(passthrough);
+    }
+
+    fn error(&self, report: &ErrorReport) -> Outgoing {
+        let cipher = &self.settings().cipher;
+        let error = cipher.encode_base64(json!(report).to_string().as_bytes());
+        let body = json!({"error": error, "errorInput": self.delivered.error_input});
+        Outgoing {
+            routing_key: self.settings().error_routing_key.clone(),
+            body: body.to_string().into_bytes(),
+            properties: json_properties(self.headers(&uuid::Uuid::new_v4().to_string())),
+        }
+    }
+
+    fn snapshot(&self, snapshot: &Value) -> Outgoing {
+        let mut table = self.headers(&uuid::Uuid::new_v4().to_string());
+        table.insert("snapshotEvent".into(), text_value("snapshot"));
+        Outgoing {
+            routing_key: self.settings().snapshot_routing_key.clone(),
+            body: snapshot.to_string().into_bytes(),
+            properties: json_properties(table),
+        }
+    }
+
+    fn update_keys(&self, keys: &Keys) -> Result<Outgoing, EmitError> {
+        // The token set leaves the process here, encrypted, for the platform to persist.
+        let body = self.encode(EventKind::UpdateKeys, keys.expose_json())?;
+        let mut table = self.headers(&uuid::Uuid::new_v4().to_string());
+        table.insert(
+            PROTOCOL_VERSION.into(),
+            int_value(self.settings().protocol.protocol_version()),
+        );
+        table.insert(
+            "accountId".into(),
+            text_value(self.wire.account.as_deref().unwrap_or_default()),
+        );
+        table.insert("keysEvent".into(), text_value("updateKeys"));
+        Ok(Outgoing {
+            routing_key: self.settings().update_keys_routing_key.clone(),
+            body,
+            properties: json_properties(table),
+        })
+    }
+
+    fn rebound(&self, rebound: &Rebound) -> Result<Outgoing, EmitError> {
+        let settings = self.settings();
+        let iteration = self
+            .delivered
+            .headers
+            .rebound_iteration
+            .filter(|i| *i >= 0)
+            .unwrap_or(0)
+            + 1;
+        if iteration > i64::from(settings.rebound_limit) {
+            return Err(EmitError::Refused {
+                kind: EventKind::Rebound,
+                reason: REBOUND_LIMIT_EXCEEDED.to_owned(),
+            });
+        }
+        let expiration = rebound_expiration_ms(
+            settings.rebound_initial_expiration.as_millis() as u64,
+            iteration,
+            rebound.retry_after_ms,
+        );
+        let mut table = self
+            .delivered
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        table.insert("end".into(), int_value(headers::now_ms()));
+        table.insert("reboundReason".into(), text_value(&rebound.reason));
+        table.insert(headers::REBOUND_ITERATION.into(), int_value(iteration));
+        Ok(Outgoing {
+            routing_key: settings.rebound_routing_key.clone(),
+            body: self.delivered.body.clone(),
+            properties: self
+                .delivered
+                .properties
+                .clone()
+                .with_headers(table)
+                .with_expiration(expiration.to_string().into()),
+        })
+    }
+}
+
+/// `initial * 2^(iteration-1)` ms, or the API's `Retry-After` when that is longer.
+pub fn rebound_expiration_ms(initial_ms: u64, iteration: i64, retry_after_ms: Option<u64>) -> u64 {
+    let exponent = u32::try_from(iteration.saturating_sub(1).clamp(0, 63)).unwrap_or(63);
+    let backoff = initial_ms.saturating_mul(2u64.saturating_pow(exponent));
+    backoff.max(retry_after_ms.unwrap_or(0))
+}
+
+/// Removes `x-eio-routing-key` (any case) from the message headers and returns it.
+fn take_routing_key(message: &mut Message) -> Option<String> {
+    let name = message
+        .headers
+        .keys()
+        .find(|name| name.eq_ignore_ascii_case(ROUTING_KEY_HEADER))?
+        .clone();
+    message
+        .headers
+        .remove(&name)
+        .and_then(|value| value.as_str().map(str::to_owned))
+}
+
+#[async_trait]
+impl EventSink for DeliverySink {
+    async fn publish(&self, event: Event) -> Result<(), EmitError> {
+        let kind = event.kind();
+        let outgoing = match &event {
+            Event::Data(message) => self.data(message.clone())?,
+            Event::Error(report) => self.error(report),
+            Event::Snapshot(snapshot) => self.snapshot(snapshot),
+            Event::UpdateKeys(keys) => self.update_keys(keys)?,
+            Event::Rebound(rebound) => self.rebound(rebound)?,
+        };
+        self.wire
+            .publisher
+            .publish(&outgoing)
+            .await
+            .map_err(|source| EmitError::Transport {
+                kind,
+                source: Box::new(source),
+            })?;
+        tracing::debug!(message = "Event published.", event = %kind, routing_key = %outgoing.routing_key);
+        match event {
+            Event::Error(_) => {
+                self.errors_published.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::Snapshot(snapshot) => {
+                *self
+                    .wire
+                    .snapshot
+                    .lock()
+                    .expect("no code panics while holding this lock") = snapshot;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The `errorInput` for a delivery: its ciphertext as base64 (a v1 body already is).
+pub fn error_input(body: &[u8], encoding: Encoding, decoded: bool) -> String {
+    use base64::Engine as _;
+    match (encoding, decoded, std::str::from_utf8(body)) {
+        (Encoding::Base64, true, Ok(text)) => text.trim().to_owned(),
+        _ => base64::engine::general_purpose::STANDARD.encode(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebound_expiration_doubles_and_honours_retry_after() {
+        let ms: Vec<u64> = (1..=4)
+            .map(|i| rebound_expiration_ms(15_000, i, None))
+            .collect();
+        assert_eq!(ms, [15_000, 30_000, 60_000, 120_000]);
+        assert_eq!(rebound_expiration_ms(15_000, 1, Some(90_000)), 90_000);
+        assert_eq!(rebound_expiration_ms(15_000, 2, Some(1_000)), 30_000);
+    }
+
+    #[test]
+    fn the_routing_key_header_is_taken_in_any_case() {
+        let mut message = Message::with_body(json!({}));
+        message
+            .headers
+            .insert("X-EIO-Routing-Key".into(), json!("special"));
+        message.headers.insert("keep".into(), json!(1));
+        assert_eq!(take_routing_key(&mut message).as_deref(), Some("special"));
+        assert_eq!(message.headers.len(), 1);
+        assert_eq!(take_routing_key(&mut message), None);
+    }
+
+    #[test]
+    fn error_input_is_the_ciphertext_in_base64() {
+        assert_eq!(error_input(b"YWJj\n", Encoding::Base64, true), "YWJj");
+        assert_eq!(error_input(b"abc", Encoding::Raw, true), "YWJj");
+        assert_eq!(error_input(b"abc", Encoding::Base64, false), "YWJj");
+    }
+}

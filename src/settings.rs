@@ -1,0 +1,577 @@
+//! The worker's settings, read from the `ELASTICIO_*` environment (DESIGN.md section 3).
+//!
+//! Names and defaults follow sailor-nodejs 2.7.8 (`lib/settings.js`). Every variable is checked
+//! at start-up and every problem is reported in one [`SettingsError`], so a misconfigured
+//! deployment is fixed in one round. The AMQP URI and the crypto password are secrets: their
+//! `Debug` shows host and vhost only, or nothing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::crypto::{BadIv, Encoding, MessageCipher};
+use crate::secret::Password;
+
+/// Default `ELASTICIO_UPDATE_KEYS_ROUTING_KEY`.
+pub const DEFAULT_UPDATE_KEYS_ROUTING_KEY: &str = "updateKeys";
+/// Default `ELASTICIO_RABBITMQ_PREFETCH_SAILOR`.
+pub const DEFAULT_PREFETCH: u16 = 1;
+/// Default `ELASTICIO_REBOUND_LIMIT`.
+pub const DEFAULT_REBOUND_LIMIT: u32 = 20;
+/// Default `ELASTICIO_REBOUND_INITIAL_EXPIRATION`, in milliseconds.
+pub const DEFAULT_REBOUND_INITIAL_EXPIRATION_MS: u64 = 15_000;
+/// Default `ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT`, in bytes (10 MiB).
+pub const DEFAULT_OUTGOING_MESSAGE_SIZE_LIMIT: usize = 10 * 1024 * 1024;
+/// Default `ELASTICIO_AMQP_PUBLISH_RETRY_DELAY`, in milliseconds.
+pub const DEFAULT_PUBLISH_RETRY_DELAY_MS: u64 = 100;
+/// Default `ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY`, in milliseconds (5 minutes).
+pub const DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS: u64 = 300_000;
+
+/// The AMQP URI, credentials included. `Debug` prints host, port and vhost only.
+#[derive(Clone)]
+pub struct AmqpUri {
+    raw: String,
+    host: String,
+    port: u16,
+    vhost: String,
+}
+
+impl AmqpUri {
+    /// Parses the URI; the error never repeats the URI (it may hold a password).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let parsed: lapin::uri::AMQPUri = raw
+            .parse()
+            .map_err(|_| "is not an amqp:// or amqps:// URI".to_owned())?;
+        Ok(Self {
+            raw: raw.to_owned(),
+            host: parsed.authority.host,
+            port: parsed.authority.port,
+            vhost: parsed.vhost,
+        })
+    }
+
+    /// The URI with its password: for connecting only.
+    pub fn expose_secret(&self) -> &str {
+        &self.raw
+    }
+
+    /// `host:port`, safe to log.
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The vhost, safe to log.
+    pub fn vhost(&self) -> &str {
+        &self.vhost
+    }
+}
+
+impl std::fmt::Debug for AmqpUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpUri")
+            .field("host", &self.host())
+            .field("vhost", &self.vhost)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Identity of this step, copied into the headers of everything it publishes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `ELASTICIO_FLOW_ID`, sent as `taskId`.
+    pub flow_id: String,
+    /// `ELASTICIO_EXEC_ID`.
+    pub exec_id: String,
+    /// `ELASTICIO_STEP_ID`.
+    pub step_id: String,
+    /// `ELASTICIO_USER_ID`.
+    pub user_id: String,
+    /// `ELASTICIO_COMP_ID`.
+    pub comp_id: String,
+    /// `ELASTICIO_CONTAINER_ID`.
+    pub container_id: String,
+    /// `ELASTICIO_WORKSPACE_ID`.
+    pub workspace_id: String,
+}
+
+/// Where the step config comes from.
+#[derive(Clone)]
+pub enum StepSource {
+    /// `ELASTICIO_CFG`: the config JSON itself. It holds credentials, so `Debug` hides it.
+    Inline(String),
+    /// `ELASTICIO_CFG_FILE`: a file holding the config JSON.
+    File(PathBuf),
+    /// The platform API's step endpoint.
+    Api {
+        /// `ELASTICIO_API_URI`.
+        base_uri: String,
+        /// `ELASTICIO_API_USERNAME`.
+        username: String,
+        /// `ELASTICIO_API_KEY`.
+        key: Password,
+    },
+}
+
+impl std::fmt::Debug for StepSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline([redacted])"),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Api {
+                base_uri, username, ..
+            } => f
+                .debug_struct("Api")
+                .field("base_uri", base_uri)
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// How failed publishes are retried: `min(delay * 2^n, max_delay)`, `attempts` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishRetry {
+    /// Retries after the first attempt; `None` retries forever (sailor-nodejs' `Infinity`).
+    pub attempts: Option<u32>,
+    /// Base delay.
+    pub delay: Duration,
+    /// Cap on the delay.
+    pub max_delay: Duration,
+}
+
+impl PublishRetry {
+    /// The wait before retry number `retry` (1-based).
+    pub fn delay_for(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// Everything the worker reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `ELASTICIO_AMQP_URI`.
+    pub amqp_uri: AmqpUri,
+    /// `ELASTICIO_LISTEN_MESSAGES_ON`: the queue to consume.
+    pub listen_messages_on: String,
+    /// `ELASTICIO_PUBLISH_MESSAGES_TO`: the exchange for everything published.
+    pub publish_messages_to: String,
+    /// `ELASTICIO_DATA_ROUTING_KEY`.
+    pub data_routing_key: String,
+    /// `ELASTICIO_ERROR_ROUTING_KEY`.
+    pub error_routing_key: String,
+    /// `ELASTICIO_SNAPSHOT_ROUTING_KEY`.
+    pub snapshot_routing_key: String,
+    /// `ELASTICIO_REBOUND_ROUTING_KEY`.
+    pub rebound_routing_key: String,
+    /// `ELASTICIO_UPDATE_KEYS_ROUTING_KEY`.
+    pub update_keys_routing_key: String,
+    /// `ELASTICIO_FUNCTION`: the trigger or action to run.
+    pub function: String,
+    /// `ELASTICIO_MESSAGE_CRYPTO_PASSWORD` and `_IV`, as the cipher they make.
+    pub cipher: MessageCipher,
+    /// The identity headers.
+    pub identity: Identity,
+    /// Where the step config comes from.
+    pub step_source: StepSource,
+    /// `ELASTICIO_RABBITMQ_PREFETCH_SAILOR`: messages processed at once.
+    pub prefetch: u16,
+    /// `ELASTICIO_PROTOCOL_VERSION`: encoding of outgoing data and updateKeys.
+    pub protocol: Encoding,
+    /// `ELASTICIO_AMQP_PERSISTENT_MESSAGES`: delivery mode 2 instead of 1.
+    pub persistent_messages: bool,
+    /// `ELASTICIO_REBOUND_LIMIT`.
+    pub rebound_limit: u32,
+    /// `ELASTICIO_REBOUND_INITIAL_EXPIRATION`.
+    pub rebound_initial_expiration: Duration,
+    /// `ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT`, in bytes of the encoded body.
+    pub outgoing_message_size_limit: usize,
+    /// `ELASTICIO_AMQP_PUBLISH_RETRY_*`.
+    pub publish_retry: PublishRetry,
+    /// `ELASTICIO_NO_SELF_PASSTRHOUGH` (sic, as the platform spells it).
+    pub no_self_passthrough: bool,
+    /// Problems that do not stop start-up (missing identity values), to be logged.
+    pub warnings: Vec<String>,
+}
+
+/// The environment cannot run a worker; lists every problem at once.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the worker environment is invalid:\n  - {}", problems.join("\n  - "))]
+pub struct SettingsError {
+    /// One line per missing or malformed variable.
+    pub problems: Vec<String>,
+}
+
+struct Reader {
+    vars: BTreeMap<String, String>,
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Reader {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> String {
+        match self.get(name) {
+            Some(value) => value.to_owned(),
+            None => {
+                self.problems.push(format!("{name} is missing"));
+                String::new()
+            }
+        }
+    }
+
+    fn identity(&mut self, name: &str) -> String {
+        match self.get(name) {
+            Some(value) => value.to_owned(),
+            None => {
+                self.warnings
+                    .push(format!("{name} is missing; its header will be empty"));
+                String::new()
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd>(&mut self, name: &str, default: T, min: T) -> T {
+        match self.get(name) {
+            None => default,
+            Some(text) => match text.trim().parse::<T>() {
+                Ok(value) if value >= min => value,
+                _ => {
+                    self.problems
+                        .push(format!("{name} is not a valid number: {text:?}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        // sailor-nodejs: unset or "false" is false. We also refuse typos instead of reading
+        // them as true.
+        match self.vars.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if ["", "false", "0", "no"].contains(&v.as_str()) => false,
+            Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => true,
+            Some(v) => {
+                self.problems
+                    .push(format!("{name} is not a boolean: {v:?}"));
+                false
+            }
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables, as if they were the environment.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Result<Self, SettingsError> {
+        let mut r = Reader {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let amqp_uri = r.required("ELASTICIO_AMQP_URI");
+        let amqp_uri = match AmqpUri::parse(&amqp_uri) {
+            Ok(uri) => Some(uri),
+            Err(problem) if !amqp_uri.is_empty() => {
+                r.problems.push(format!("ELASTICIO_AMQP_URI {problem}"));
+                None
+            }
+            Err(_) => None,
+        };
+        let listen_messages_on = r.required("ELASTICIO_LISTEN_MESSAGES_ON");
+        let publish_messages_to = r.required("ELASTICIO_PUBLISH_MESSAGES_TO");
+        let data_routing_key = r.required("ELASTICIO_DATA_ROUTING_KEY");
+        let error_routing_key = r.required("ELASTICIO_ERROR_ROUTING_KEY");
+        let snapshot_routing_key = r.required("ELASTICIO_SNAPSHOT_ROUTING_KEY");
+        let rebound_routing_key = r.required("ELASTICIO_REBOUND_ROUTING_KEY");
+        let update_keys_routing_key = r
+            .get("ELASTICIO_UPDATE_KEYS_ROUTING_KEY")
+            .unwrap_or(DEFAULT_UPDATE_KEYS_ROUTING_KEY)
+            .to_owned();
+        let function = r.required("ELASTICIO_FUNCTION");
+        let password = Password::new(r.required("ELASTICIO_MESSAGE_CRYPTO_PASSWORD"));
+        let iv = r.required("ELASTICIO_MESSAGE_CRYPTO_IV");
+        let cipher = match MessageCipher::new(&password, &iv) {
+            Ok(cipher) => Some(cipher),
+            Err(BadIv(len)) => {
+                if !iv.is_empty() {
+                    r.problems.push(format!(
+                        "ELASTICIO_MESSAGE_CRYPTO_IV must be exactly 16 bytes, not {len}"
+                    ));
+                }
+                None
+            }
+        };
+        let identity = Identity {
+            flow_id: r.identity("ELASTICIO_FLOW_ID"),
+            exec_id: r.identity("ELASTICIO_EXEC_ID"),
+            step_id: r.identity("ELASTICIO_STEP_ID"),
+            user_id: r.identity("ELASTICIO_USER_ID"),
+            comp_id: r.identity("ELASTICIO_COMP_ID"),
+            container_id: r.identity("ELASTICIO_CONTAINER_ID"),
+            workspace_id: r.identity("ELASTICIO_WORKSPACE_ID"),
+        };
+        let step_source = Self::step_source(&mut r);
+        let prefetch = r.number("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", DEFAULT_PREFETCH, 1);
+        let protocol = match r.number("ELASTICIO_PROTOCOL_VERSION", 1u8, 1) {
+            1 => Encoding::Base64,
+            2 => Encoding::Raw,
+            other => {
+                r.problems.push(format!(
+                    "ELASTICIO_PROTOCOL_VERSION must be 1 or 2, not {other}"
+                ));
+                Encoding::Base64
+            }
+        };
+        let persistent_messages = r.flag("ELASTICIO_AMQP_PERSISTENT_MESSAGES");
+        let rebound_limit = r.number("ELASTICIO_REBOUND_LIMIT", DEFAULT_REBOUND_LIMIT, 0);
+        let rebound_initial_expiration = Duration::from_millis(r.number(
+            "ELASTICIO_REBOUND_INITIAL_EXPIRATION",
+            DEFAULT_REBOUND_INITIAL_EXPIRATION_MS,
+            1,
+        ));
+        let outgoing_message_size_limit = r.number(
+            "ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT",
+            DEFAULT_OUTGOING_MESSAGE_SIZE_LIMIT,
+            1,
+        );
+        let attempts = match r.get("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS") {
+            None | Some("Infinity") => None,
+            Some(_) => Some(r.number("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", 0u32, 0)),
+        };
+        let publish_retry = PublishRetry {
+            attempts,
+            delay: Duration::from_millis(r.number(
+                "ELASTICIO_AMQP_PUBLISH_RETRY_DELAY",
+                DEFAULT_PUBLISH_RETRY_DELAY_MS,
+                0,
+            )),
+            max_delay: Duration::from_millis(r.number(
+                "ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY",
+                DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS,
+                0,
+            )),
+        };
+        let no_self_passthrough = r.flag("ELASTICIO_NO_SELF_PASSTRHOUGH");
+        match (amqp_uri, cipher, step_source) {
+            (Some(amqp_uri), Some(cipher), Some(step_source)) if r.problems.is_empty() => {
+                Ok(Self {
+                    amqp_uri,
+                    listen_messages_on,
+                    publish_messages_to,
+                    data_routing_key,
+                    error_routing_key,
+                    snapshot_routing_key,
+                    rebound_routing_key,
+                    update_keys_routing_key,
+                    function,
+                    cipher,
+                    identity,
+                    step_source,
+                    prefetch,
+                    protocol,
+                    persistent_messages,
+                    rebound_limit,
+                    rebound_initial_expiration,
+                    outgoing_message_size_limit,
+                    publish_retry,
+                    no_self_passthrough,
+                    warnings: r.warnings,
+                })
+            }
+            _ => Err(SettingsError {
+                problems: r.problems,
+            }),
+        }
+    }
+
+    fn step_source(r: &mut Reader) -> Option<StepSource> {
+        if let Some(json) = r.get("ELASTICIO_CFG") {
+            return Some(StepSource::Inline(json.to_owned()));
+        }
+        if let Some(path) = r.get("ELASTICIO_CFG_FILE") {
+            return Some(StepSource::File(PathBuf::from(path)));
+        }
+        let api = (
+            r.get("ELASTICIO_API_URI").map(str::to_owned),
+            r.get("ELASTICIO_API_USERNAME").map(str::to_owned),
+            r.get("ELASTICIO_API_KEY").map(Password::new),
+        );
+        match api {
+            (Some(base_uri), Some(username), Some(key)) => Some(StepSource::Api {
+                base_uri,
+                username,
+                key,
+            }),
+            (uri, user, key) => {
+                let missing: Vec<&str> = [
+                    (uri.is_none(), "ELASTICIO_API_URI"),
+                    (user.is_none(), "ELASTICIO_API_USERNAME"),
+                    (key.is_none(), "ELASTICIO_API_KEY"),
+                ]
+                .into_iter()
+                .filter_map(|(absent, name)| absent.then_some(name))
+                .collect();
+                r.problems.push(format!(
+                    "no step config: set ELASTICIO_CFG or ELASTICIO_CFG_FILE, or the platform API \
+                     variables (missing: {})",
+                    missing.join(", ")
+                ));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "ELASTICIO_AMQP_URI",
+                "amqp://guest:hunter2@127.0.0.1:5672/vh",
+            ),
+            ("ELASTICIO_LISTEN_MESSAGES_ON", "q"),
+            ("ELASTICIO_PUBLISH_MESSAGES_TO", "x"),
+            ("ELASTICIO_DATA_ROUTING_KEY", "d"),
+            ("ELASTICIO_ERROR_ROUTING_KEY", "e"),
+            ("ELASTICIO_SNAPSHOT_ROUTING_KEY", "s"),
+            ("ELASTICIO_REBOUND_ROUTING_KEY", "r"),
+            ("ELASTICIO_FUNCTION", "request"),
+            ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "cryptoSekrit"),
+            ("ELASTICIO_MESSAGE_CRYPTO_IV", "iv=any16_symbols"),
+            ("ELASTICIO_CFG", r#"{"api_key":"cfgSekrit"}"#),
+        ]
+    }
+
+    #[test]
+    fn defaults_follow_sailor_nodejs() {
+        let settings = Settings::from_vars(minimal()).unwrap();
+        assert_eq!(settings.update_keys_routing_key, "updateKeys");
+        assert_eq!(settings.prefetch, 1);
+        assert_eq!(settings.protocol, Encoding::Base64);
+        assert!(!settings.persistent_messages);
+        assert_eq!(settings.rebound_limit, 20);
+        assert_eq!(settings.rebound_initial_expiration, Duration::from_secs(15));
+        assert_eq!(settings.outgoing_message_size_limit, 10_485_760);
+        assert_eq!(settings.publish_retry.attempts, None);
+        assert_eq!(settings.publish_retry.delay, Duration::from_millis(100));
+        assert_eq!(settings.publish_retry.max_delay, Duration::from_secs(300));
+        assert_eq!(settings.warnings.len(), 7, "{:?}", settings.warnings);
+        assert_eq!(settings.amqp_uri.vhost(), "vh");
+    }
+
+    #[test]
+    fn optional_values_are_read() {
+        let mut vars = minimal();
+        vars.extend([
+            ("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "5"),
+            ("ELASTICIO_PROTOCOL_VERSION", "2"),
+            ("ELASTICIO_AMQP_PERSISTENT_MESSAGES", "true"),
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "3"),
+            ("ELASTICIO_UPDATE_KEYS_ROUTING_KEY", "keys"),
+            ("ELASTICIO_STEP_ID", "step_2"),
+        ]);
+        let settings = Settings::from_vars(vars).unwrap();
+        assert_eq!(settings.prefetch, 5);
+        assert_eq!(settings.protocol, Encoding::Raw);
+        assert!(settings.persistent_messages);
+        assert_eq!(settings.publish_retry.attempts, Some(3));
+        assert_eq!(settings.update_keys_routing_key, "keys");
+        assert_eq!(settings.identity.step_id, "step_2");
+    }
+
+    #[test]
+    fn one_error_lists_every_missing_and_malformed_variable() {
+        let vars = [
+            ("ELASTICIO_AMQP_URI", "not a uri"),
+            ("ELASTICIO_MESSAGE_CRYPTO_IV", "short"),
+            ("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "many"),
+            ("ELASTICIO_PROTOCOL_VERSION", "7"),
+        ];
+        let error = Settings::from_vars(vars).unwrap_err();
+        let text = error.to_string();
+        for expected in [
+            "ELASTICIO_AMQP_URI is not an amqp",
+            "ELASTICIO_LISTEN_MESSAGES_ON is missing",
+            "ELASTICIO_PUBLISH_MESSAGES_TO is missing",
+            "ELASTICIO_DATA_ROUTING_KEY is missing",
+            "ELASTICIO_ERROR_ROUTING_KEY is missing",
+            "ELASTICIO_SNAPSHOT_ROUTING_KEY is missing",
+            "ELASTICIO_REBOUND_ROUTING_KEY is missing",
+            "ELASTICIO_FUNCTION is missing",
+            "ELASTICIO_MESSAGE_CRYPTO_PASSWORD is missing",
+            "ELASTICIO_MESSAGE_CRYPTO_IV must be exactly 16 bytes, not 5",
+            "ELASTICIO_RABBITMQ_PREFETCH_SAILOR is not a valid number",
+            "ELASTICIO_PROTOCOL_VERSION must be 1 or 2",
+            "no step config",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in {text}");
+        }
+        assert_eq!(error.problems.len(), 13, "{text}");
+    }
+
+    #[test]
+    fn config_sources_are_chosen_in_order() {
+        let mut vars = minimal();
+        vars.retain(|(k, _)| *k != "ELASTICIO_CFG");
+        vars.push(("ELASTICIO_CFG_FILE", "/tmp/cfg.json"));
+        let settings = Settings::from_vars(vars.clone()).unwrap();
+        assert!(matches!(settings.step_source, StepSource::File(_)));
+        vars.retain(|(k, _)| *k != "ELASTICIO_CFG_FILE");
+        vars.extend([
+            ("ELASTICIO_API_URI", "http://127.0.0.1:1"),
+            ("ELASTICIO_API_USERNAME", "u"),
+            ("ELASTICIO_API_KEY", "apiSekrit"),
+        ]);
+        let settings = Settings::from_vars(vars).unwrap();
+        assert!(matches!(settings.step_source, StepSource::Api { .. }));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut vars = minimal();
+        vars.retain(|(k, _)| *k != "ELASTICIO_CFG");
+        vars.extend([
+            ("ELASTICIO_API_URI", "http://127.0.0.1:1"),
+            ("ELASTICIO_API_USERNAME", "u"),
+            ("ELASTICIO_API_KEY", "apiSekrit"),
+        ]);
+        let printed = format!("{:?}", Settings::from_vars(vars).unwrap());
+        for secret in ["hunter2", "cryptoSekrit", "apiSekrit", "iv=any16"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("5672"), "{printed}");
+        let printed = format!("{:?}", Settings::from_vars(minimal()).unwrap());
+        assert!(!printed.contains("cfgSekrit"), "{printed}");
+    }
+
+    #[test]
+    fn publish_retry_delays_double_up_to_the_cap() {
+        let retry = PublishRetry {
+            attempts: None,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+        };
+        let delays: Vec<u128> = (1..=4).map(|n| retry.delay_for(n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 350, 350]);
+    }
+}

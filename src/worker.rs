@@ -1,0 +1,340 @@
+//! `component worker`: the run loop of the production mode (shaped like mini-redis'
+//! `server::run`).
+//!
+//! It loads the step, consumes the step's queue and processes up to `prefetch` deliveries at
+//! once, each in its own task and tracing span. A delivery is settled in exactly one place,
+//! [`Worker::settle`], after every publish it caused was confirmed: acked on success (a
+//! rebound is a success), rejected without requeue when it emitted an error, requeued when
+//! not even its error could be published. On connection loss it reconnects with backoff;
+//! the broker redelivers what was unacked. On shutdown it stops consuming, lets in-flight
+//! deliveries finish for up to [`SHUTDOWN_GRACE`], and closes both connections.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use lapin::Acker;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use crate::amqp::connection::{INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
+use crate::amqp::consumer::Subscription;
+use crate::amqp::headers::{self, IncomingHeaders};
+use crate::amqp::publisher::Publisher;
+use crate::amqp::sink::{self, Delivered, DeliverySink, StepWire};
+use crate::clock;
+use crate::crypto::Encoding;
+use crate::emitter::{Emitter, EventSink as _};
+use crate::event::{ErrorReport, Event};
+use crate::message::Message;
+use crate::platform::{self, StepSourceError};
+use crate::registry::Registry;
+use crate::settings::Settings;
+use crate::step::{Outcome, Step, UnknownFunction};
+
+/// How long shutdown waits for in-flight deliveries (sailor-jvm's bound).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The step definition could not be loaded.
+    #[error(transparent)]
+    StepSource(#[from] StepSourceError),
+    /// `ELASTICIO_FUNCTION` names no compiled-in function.
+    #[error(transparent)]
+    UnknownFunction(#[from] UnknownFunction),
+}
+
+/// How a delivery is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Processed; everything it caused is confirmed.
+    Ack,
+    /// It failed and its error event is confirmed: drop it (the error carries it).
+    Reject,
+    /// Not even its error could be published: give it back to the queue.
+    Requeue,
+}
+
+struct Worker {
+    step: Step,
+    wire: Arc<StepWire>,
+    /// Message ids being processed, with later deliveries of the same message.
+    in_flight: Mutex<HashMap<String, Vec<Acker>>>,
+    permits: Semaphore,
+}
+
+/// Runs the worker until `shutdown` completes, then drains and closes.
+pub async fn run(
+    settings: Settings,
+    registry: &Registry,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    for problem in &settings.warnings {
+        tracing::warn!(message = "Incomplete environment.", problem = %problem);
+    }
+    let definition = platform::load(&settings.step_source, &settings.identity).await?;
+    let account = definition.config.account.clone();
+    let step = Step::new(
+        registry,
+        &settings.function,
+        definition.config,
+        clock::system(),
+    )?;
+    let settings = Arc::new(settings);
+    let publisher = Arc::new(Publisher::new(
+        settings.amqp_uri.clone(),
+        settings.publish_messages_to.clone(),
+        settings.publish_retry,
+        settings.persistent_messages,
+    ));
+    let worker = Arc::new(Worker {
+        step,
+        wire: Arc::new(StepWire {
+            settings: settings.clone(),
+            publisher: publisher.clone(),
+            snapshot: Mutex::new(definition.snapshot),
+            is_passthrough: definition.is_passthrough,
+            account,
+        }),
+        in_flight: Mutex::new(HashMap::new()),
+        permits: Semaphore::new(usize::from(settings.prefetch)),
+    });
+    tracing::info!(
+        message = "Worker starting.",
+        function = %settings.function,
+        queue = %settings.listen_messages_on,
+        host = %settings.amqp_uri.host(),
+        vhost = settings.amqp_uri.vhost(),
+        prefetch = settings.prefetch
+    );
+
+    let mut tasks = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut delay = INITIAL_RECONNECT_DELAY;
+    let last = 'consume: loop {
+        let opened = tokio::select! {
+            () = &mut shutdown => break 'consume None,
+            opened = Subscription::open(
+                &settings.amqp_uri,
+                &settings.listen_messages_on,
+                settings.prefetch,
+            ) => opened,
+        };
+        let mut subscription = match opened {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                tracing::warn!(message = "Consuming failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
+                tokio::select! {
+                    () = &mut shutdown => break 'consume None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                continue;
+            }
+        };
+        delay = INITIAL_RECONNECT_DELAY;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!(message = "Shutdown requested; no new messages are taken.");
+                    subscription.cancel().await;
+                    break 'consume Some(subscription);
+                }
+                next = subscription.consumer.next() => match next {
+                    Some(Ok(delivery)) => worker.clone().accept(delivery, &mut tasks),
+                    Some(Err(error)) => {
+                        tracing::warn!(message = "The consumer failed; reconnecting.", %error);
+                        break;
+                    }
+                    None => {
+                        tracing::warn!(message = "The consumer was cancelled; reconnecting.");
+                        break;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        subscription.close().await;
+    };
+
+    let in_flight = tasks.len();
+    tracing::info!(message = "Draining in-flight messages.", in_flight);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            message = "In-flight messages did not finish in time; the broker will redeliver them.",
+            left = tasks.len()
+        );
+        tasks.shutdown().await;
+    }
+    if let Some(subscription) = last {
+        subscription.close().await;
+    }
+    publisher.close().await;
+    tracing::info!(message = "Worker stopped.");
+    Ok(())
+}
+
+impl Worker {
+    /// Takes a delivery: a redelivery of a message still in flight is parked, to be settled
+    /// with the first delivery; anything else gets a task.
+    fn accept(self: Arc<Self>, delivery: Delivery, tasks: &mut JoinSet<()>) {
+        let headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
+        let tracked_id = headers.message_id.clone();
+        if let Some(id) = &tracked_id {
+            let mut in_flight = self.lock_in_flight();
+            if let Some(parked) = in_flight.get_mut(id) {
+                tracing::info!(
+                    message = "Redelivery of a message still in flight; it will be settled with the first delivery.",
+                    message_id = %id,
+                    delivery_tag = delivery.delivery_tag
+                );
+                parked.push(delivery.acker);
+                return;
+            }
+            in_flight.insert(id.clone(), Vec::new());
+        }
+        let message_id = tracked_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let span = tracing::info_span!(
+            "delivery",
+            message_id = %message_id,
+            delivery_tag = delivery.delivery_tag,
+            redelivered = delivery.redelivered
+        );
+        tasks.spawn(
+            async move {
+                let decision = match self.permits.acquire().await {
+                    Ok(_permit) => self.process(&delivery, headers).await,
+                    Err(_) => Decision::Requeue,
+                };
+                self.settle(delivery.acker, tracked_id, decision).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Acker>>> {
+        self.in_flight
+            .lock()
+            .expect("no code panics while holding this lock")
+    }
+
+    /// Runs the step on one delivery and decides how to settle it.
+    async fn process(&self, delivery: &Delivery, headers: IncomingHeaders) -> Decision {
+        let settings = &self.wire.settings;
+        let start_ms = headers::now_ms();
+        let encoding = Encoding::from_protocol_version(headers.protocol_version);
+        let decoded = settings
+            .cipher
+            .decode(&delivery.data, encoding)
+            .map_err(|error| error.to_string())
+            .and_then(|plain| {
+                serde_json::from_slice::<Message>(&plain)
+                    .map_err(|error| format!("the decrypted body is not a message: {error}"))
+            });
+        let thread_id = headers
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let base_headers = headers::base_headers(
+            &settings.identity,
+            &settings.function,
+            &headers,
+            &thread_id,
+            start_ms,
+        );
+        let reply_to = headers.reply_to.clone();
+        let delivered = Delivered {
+            error_input: sink::error_input(&delivery.data, encoding, decoded.is_ok()),
+            headers,
+            body: delivery.data.clone(),
+            properties: delivery.properties.clone(),
+            message: decoded.as_ref().ok().cloned(),
+            base_headers,
+        };
+        let sink = Arc::new(DeliverySink::new(self.wire.clone(), Arc::new(delivered)));
+        let mut message = match decoded {
+            Ok(message) => message,
+            Err(problem) => return poison(&sink, problem).await,
+        };
+        if let Some(reply_to) = reply_to {
+            message
+                .headers
+                .insert("reply_to".into(), Value::String(reply_to));
+        }
+        let snapshot = self.wire.snapshot();
+        let emitter = Emitter::new(sink.clone());
+        match self.step.process(&message, &snapshot, &emitter).await {
+            Outcome::Completed if sink.errors_published() == 0 => Decision::Ack,
+            Outcome::Completed
+            | Outcome::Failed {
+                error_published: true,
+                ..
+            } => Decision::Reject,
+            Outcome::Failed {
+                error_published: false,
+                ..
+            } => Decision::Requeue,
+        }
+    }
+
+    /// The one place deliveries are acked, rejected or requeued: the delivery itself and any
+    /// redeliveries of the same message that arrived meanwhile.
+    async fn settle(&self, acker: Acker, message_id: Option<String>, decision: Decision) {
+        let parked = message_id
+            .and_then(|id| self.lock_in_flight().remove(&id))
+            .unwrap_or_default();
+        for acker in std::iter::once(acker).chain(parked) {
+            let settled = match decision {
+                Decision::Ack => acker.ack(BasicAckOptions::default()).await,
+                Decision::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
+                Decision::Requeue => {
+                    acker
+                        .nack(BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        })
+                        .await
+                }
+            };
+            match settled {
+                Ok(_) => tracing::info!(message = "Message settled.", decision = ?decision),
+                Err(error) => tracing::warn!(
+                    message = "Message could not be settled on its channel; the broker will redeliver it.",
+                    decision = ?decision,
+                    %error
+                ),
+            }
+        }
+    }
+}
+
+/// An undecryptable or unparsable delivery: reported on the error routing key, then dropped.
+async fn poison(sink: &DeliverySink, problem: String) -> Decision {
+    tracing::warn!(message = "Message cannot be decoded; reporting and rejecting it.", problem = %problem);
+    let report = ErrorReport {
+        name: "InvalidMessage".to_owned(),
+        message: format!("the incoming message cannot be decoded: {problem}"),
+        stack: problem,
+    };
+    match sink.publish(Event::Error(report)).await {
+        Ok(()) => Decision::Reject,
+        Err(error) => {
+            tracing::error!(message = "The error event could not be published; requeueing.", %error);
+            Decision::Requeue
+        }
+    }
+}
