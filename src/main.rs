@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use component::descriptor::Descriptor;
 use component::local::{self, RunRequest, RunStatus};
 use component::registry::Registry;
+use component::settings::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Production mode: consumes the step's queue as the ELASTICIO_* environment says, until
+    /// SIGTERM or SIGINT.
+    Worker,
     /// Runs one message through one trigger or action, printing events as JSON lines.
     Run {
         /// The trigger or action, as named in component.json.
@@ -43,6 +47,42 @@ enum Command {
     },
 }
 
+fn init_json_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn termination() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler works on Unix");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn worker() -> anyhow::Result<ExitCode> {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(message = "The worker cannot start.", error = %error);
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    component::worker::run(settings, &Registry::builtin(), termination()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init_logs() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -56,8 +96,19 @@ fn init_logs() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    if matches!(cli.command, Command::Worker) {
+        init_json_logs();
+    } else {
+        init_logs();
+    }
     match cli.command {
+        Command::Worker => match worker().await {
+            Ok(code) => code,
+            Err(error) => {
+                tracing::error!(message = "The worker failed.", error = format!("{error:#}"));
+                ExitCode::from(1)
+            }
+        },
         Command::Run {
             function,
             config,

@@ -1,0 +1,522 @@
+//! The worker against the real RabbitMQ, in process, with test functions.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use common::{Bed, decrypt, decrypt_field, header, header_int, header_text, routing_keys, text};
+use component::crypto::Encoding;
+use component::event::Rebound;
+use component::settings::Settings;
+use component::worker::{self, WorkerError};
+use component::{Action, Context, Message, ProcessError, Registry, StepConfig, Trigger};
+use lapin::types::{AMQPValue, FieldTable};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Echoes the body as `{"echo": body}`; `sleep_ms`, `fail`, `rebound` and `route` in the
+/// body change what it does.
+#[derive(Clone, Default)]
+struct Echo {
+    started: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    max_running: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Action for Echo {
+    async fn process(
+        &self,
+        message: &Message,
+        _config: &StepConfig,
+        _snapshot: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let outcome = self.act(message, ctx).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        outcome
+    }
+}
+
+impl Echo {
+    async fn act(&self, message: &Message, ctx: &Context) -> Result<(), ProcessError> {
+        let body = &message.body;
+        if let Some(ms) = body.get("sleep_ms").and_then(Value::as_u64) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if body.get("fail").is_some() {
+            return Err(ProcessError::Input("asked to fail".into()));
+        }
+        if body.get("rebound").is_some() {
+            ctx.emitter()
+                .rebound(Rebound {
+                    reason: "busy".into(),
+                    retry_after_ms: None,
+                })
+                .await?;
+            return Ok(());
+        }
+        let mut out = Message::with_body(json!({ "echo": body }));
+        if let Some(route) = body.get("route") {
+            out.headers
+                .insert("X-EIO-Routing-Key".into(), route.clone());
+        }
+        ctx.emitter().data(out).await?;
+        Ok(())
+    }
+}
+
+/// Emits the snapshot's `n` as data, then the snapshot `{n: n + 1}`.
+struct Counter;
+
+#[async_trait]
+impl Trigger for Counter {
+    async fn process(
+        &self,
+        _message: &Message,
+        _config: &StepConfig,
+        snapshot: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        let n = snapshot.get("n").and_then(Value::as_u64).unwrap_or(0);
+        ctx.emitter()
+            .data(Message::with_body(json!({ "n": n })))
+            .await?;
+        ctx.emitter().snapshot(json!({ "n": n + 1 })).await?;
+        Ok(())
+    }
+}
+
+struct Running {
+    handle: JoinHandle<Result<(), WorkerError>>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(40), self.handle)
+            .await
+            .expect("the worker stops within the grace period")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn start(vars: Vec<(String, String)>, registry: Registry) -> Running {
+    let settings = Settings::from_vars(vars).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        worker::run(settings, &registry, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Running { handle, stop }
+}
+
+fn echo_registry(echo: &Echo) -> Registry {
+    let mut registry = Registry::new();
+    registry.action("echo", echo.clone());
+    registry.trigger("counter", Counter);
+    registry
+}
+
+fn with(mut vars: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    vars
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_gives_a_data_message_out_with_identity_headers_and_a_body_that_decrypts() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    let body = common::cipher().encode(
+        json!({"id": "in-1", "body": {"hello": "world"}})
+            .to_string()
+            .as_bytes(),
+        Encoding::Base64,
+    );
+    let mut headers = FieldTable::default();
+    headers.insert("messageId".into(), text("in-1"));
+    headers.insert("threadId".into(), text("thread-1"));
+    headers.insert("X-EIO-META-Tenant".into(), text("acme"));
+    headers.insert("protocolVersion".into(), AMQPValue::ShortShortInt(1));
+    bed.send_raw(&body, headers).await;
+    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data"]);
+    let data = &events[0];
+    let message = decrypt(data);
+    assert_eq!(message["body"], json!({"echo": {"hello": "world"}}));
+    assert_eq!(
+        header_text(data, "messageId"),
+        message["id"].as_str().map(str::to_owned)
+    );
+    for (name, value) in [
+        ("parentMessageId", "in-1"),
+        ("threadId", "thread-1"),
+        ("x-eio-meta-tenant", "acme"),
+        ("execId", "exec-1"),
+        ("taskId", "flow-1"),
+        ("workspaceId", "workspace-1"),
+        ("containerId", "container-1"),
+        ("userId", "user-1"),
+        ("stepId", "step_2"),
+        ("compId", "comp-1"),
+        ("function", "echo"),
+    ] {
+        assert_eq!(header_text(data, name).as_deref(), Some(value), "{name}");
+    }
+    assert_eq!(
+        header(data, "protocolVersion"),
+        Some(&AMQPValue::ShortShortInt(1))
+    );
+    let (start, end) = (
+        header_int(data, "start").unwrap(),
+        header_int(data, "end").unwrap(),
+    );
+    assert!(start > 1_600_000_000_000 && end >= start, "{start} {end}");
+    assert_eq!(
+        data.properties.content_type().as_ref().map(|s| s.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        data.properties
+            .content_encoding()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some("utf8")
+    );
+    assert_eq!(*data.properties.delivery_mode(), Some(1));
+    assert_eq!(
+        data.properties.headers().as_ref().unwrap().inner().len(),
+        15
+    );
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0, "the input was acked");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_v2_input_is_read_and_v2_output_is_raw_and_persistent() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(&json!({"body": {"v": 2}}), Encoding::Raw, "m-v2")
+        .await;
+    bed.send(
+        &json!({"body": {"v": 1, "route": format!("{}.rebound", bed.id)}}),
+        Encoding::Base64,
+        "m-v1",
+    )
+    .await;
+    let vars = with(
+        bed.vars("echo", &json!({})),
+        &[
+            ("ELASTICIO_PROTOCOL_VERSION", "2"),
+            ("ELASTICIO_AMQP_PERSISTENT_MESSAGES", "true"),
+        ],
+    );
+    let worker = start(vars, echo_registry(&echo));
+    let events = bed.collect(2, WAIT).await;
+    // The second message names its own routing key through x-eio-routing-key.
+    assert_eq!(routing_keys(&events), ["data", "rebound"]);
+    for (event, v) in events.iter().zip([2, 1]) {
+        assert_eq!(header_int(event, "protocolVersion"), Some(2));
+        assert_eq!(*event.properties.delivery_mode(), Some(2));
+        let raw = common::cipher().decrypt(&event.data).unwrap();
+        let message: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(message["body"]["echo"]["v"], json!(v));
+        assert!(
+            message["headers"].as_object().unwrap().is_empty(),
+            "{message}"
+        );
+    }
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_is_rejected() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    let input = json!({"id": "in-f", "body": {"fail": true}});
+    let body = common::cipher().encode(input.to_string().as_bytes(), Encoding::Base64);
+    let mut headers = FieldTable::default();
+    headers.insert("messageId".into(), text("in-f"));
+    bed.send_raw(&body, headers).await;
+    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error"]);
+    let error: Value = serde_json::from_slice(&events[0].data).unwrap();
+    assert_eq!(
+        error["errorInput"].as_str().unwrap().as_bytes(),
+        &body[..],
+        "errorInput is the v1 body as received"
+    );
+    assert_eq!(decrypt_field(error["errorInput"].as_str().unwrap()), input);
+    let report = decrypt_field(error["error"].as_str().unwrap());
+    assert_eq!(report["name"], "InvalidInput");
+    assert_eq!(
+        report["message"],
+        "the input message is invalid: asked to fail"
+    );
+    assert_eq!(
+        header_text(&events[0], "parentMessageId").as_deref(),
+        Some("in-f")
+    );
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0, "rejected without requeue");
+    assert_eq!(echo.started.load(Ordering::SeqCst), 1, "processed once");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    let garbage = b"this is not ciphertext \x00\xff";
+    bed.send_raw(garbage, FieldTable::default()).await;
+    let mut v2 = FieldTable::default();
+    v2.insert("protocolVersion".into(), AMQPValue::ShortInt(2));
+    bed.send_raw(&common::cipher().encrypt(b"not json"), v2)
+        .await;
+    bed.send(
+        &json!({"body": {"after": "poison"}}),
+        Encoding::Base64,
+        "good",
+    )
+    .await;
+    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let events = bed.collect(3, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error", "error", "data"]);
+    let first: Value = serde_json::from_slice(&events[0].data).unwrap();
+    assert_eq!(
+        first["errorInput"],
+        json!(base64::engine::general_purpose::STANDARD.encode(garbage))
+    );
+    let report = decrypt_field(first["error"].as_str().unwrap());
+    assert_eq!(report["name"], "InvalidMessage");
+    let second: Value = serde_json::from_slice(&events[1].data).unwrap();
+    let report = decrypt_field(second["error"].as_str().unwrap());
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a message"),
+        "{report}"
+    );
+    assert_eq!(
+        decrypt(&events[2])["body"],
+        json!({"echo": {"after": "poison"}})
+    );
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0);
+    assert_eq!(
+        echo.started.load(Ordering::SeqCst),
+        1,
+        "only the good one ran"
+    );
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_messages_with_prefetch_five_are_all_processed_five_at_a_time() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    for i in 0..20 {
+        bed.send(
+            &json!({"body": {"i": i, "sleep_ms": 150}}),
+            Encoding::Base64,
+            &format!("m-{i}"),
+        )
+        .await;
+    }
+    let vars = with(
+        bed.vars("echo", &json!({})),
+        &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "5")],
+    );
+    let worker = start(vars, echo_registry(&echo));
+    let events = bed.collect(20, WAIT).await;
+    assert_eq!(events.len(), 20);
+    let mut seen: Vec<u64> = events
+        .iter()
+        .map(|e| decrypt(e)["body"]["echo"]["i"].as_u64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    assert_eq!(echo.max_running.load(Ordering::SeqCst), 5);
+    assert_eq!(echo.started.load(Ordering::SeqCst), 20);
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0);
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_messages_and_loses_nothing() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    for i in 0..12 {
+        bed.send(
+            &json!({"body": {"i": i, "sleep_ms": 700}}),
+            Encoding::Base64,
+            &format!("m-{i}"),
+        )
+        .await;
+    }
+    let vars = with(
+        bed.vars("echo", &json!({})),
+        &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "4")],
+    );
+    let worker = start(vars, echo_registry(&echo));
+    while echo.started.load(Ordering::SeqCst) < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        echo.running.load(Ordering::SeqCst),
+        4,
+        "four in flight at shutdown"
+    );
+    worker.stop().await;
+    let started = echo.started.load(Ordering::SeqCst);
+    assert_eq!(
+        echo.running.load(Ordering::SeqCst),
+        0,
+        "every started message finished"
+    );
+    let events = bed.collect(started, WAIT).await;
+    assert_eq!(
+        events.len(),
+        started,
+        "one data message per processed message"
+    );
+    let remaining = bed.input_ready().await as usize;
+    assert_eq!(
+        started + remaining,
+        12,
+        "nothing lost: {started} done, {remaining} left"
+    );
+    assert!(
+        remaining >= 4,
+        "consumption stopped at shutdown ({remaining} left)"
+    );
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_id_is_not_processed_twice_while_in_flight() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(
+        &json!({"body": {"sleep_ms": 800}}),
+        Encoding::Base64,
+        "same",
+    )
+    .await;
+    bed.send(
+        &json!({"body": {"sleep_ms": 800}}),
+        Encoding::Base64,
+        "same",
+    )
+    .await;
+    let vars = with(
+        bed.vars("echo", &json!({})),
+        &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "2")],
+    );
+    let worker = start(vars, echo_registry(&echo));
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["data"],
+        "one data message for both deliveries"
+    );
+    worker.stop().await;
+    assert_eq!(echo.started.load(Ordering::SeqCst), 1);
+    assert_eq!(bed.input_ready().await, 0, "both deliveries settled");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_a_trigger_emits_is_the_snapshot_of_the_next_message() {
+    let bed = Bed::new().await;
+    for i in 0..3 {
+        bed.send(&json!({"body": {}}), Encoding::Base64, &format!("tick-{i}"))
+            .await;
+    }
+    let worker = start(
+        bed.vars("counter", &json!({})),
+        echo_registry(&Echo::default()),
+    );
+    let events = bed.collect(6, WAIT).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["data", "snapshot", "data", "snapshot", "data", "snapshot"]
+    );
+    for (i, pair) in events.chunks(2).enumerate() {
+        assert_eq!(decrypt(&pair[0])["body"], json!({ "n": i }));
+        let snapshot: Value = serde_json::from_slice(&pair[1].data).unwrap();
+        assert_eq!(snapshot, json!({ "n": i + 1 }), "snapshots are plain JSON");
+        assert_eq!(
+            header_text(&pair[1], "snapshotEvent").as_deref(),
+            Some("snapshot")
+        );
+    }
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the_limit() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    let body = common::cipher().encode(br#"{"body":{"rebound":true}}"#, Encoding::Base64);
+    let mut second = FieldTable::default();
+    second.insert("messageId".into(), text("r-2"));
+    second.insert("reboundIteration".into(), AMQPValue::ShortInt(2));
+    bed.send_raw(&body, second).await;
+    let mut last = FieldTable::default();
+    last.insert("messageId".into(), text("r-20"));
+    last.insert("reboundIteration".into(), AMQPValue::LongInt(20));
+    bed.send_raw(&body, last).await;
+    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(routing_keys(&events), ["rebound", "error"]);
+    let rebound = &events[0];
+    assert_eq!(rebound.data, body, "the original bytes");
+    assert_eq!(header_int(rebound, "reboundIteration"), Some(3));
+    assert_eq!(
+        header_text(rebound, "reboundReason").as_deref(),
+        Some("busy")
+    );
+    assert_eq!(header_text(rebound, "messageId").as_deref(), Some("r-2"));
+    assert_eq!(
+        rebound.properties.expiration().as_ref().map(|e| e.as_str()),
+        Some("60000")
+    );
+    let error: Value = serde_json::from_slice(&events[1].data).unwrap();
+    let report = decrypt_field(error["error"].as_str().unwrap());
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("Rebound limit exceeded"),
+        "{report}"
+    );
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0);
+    bed.cleanup().await;
+}
