@@ -30,7 +30,8 @@ pub fn cipher() -> MessageCipher {
     MessageCipher::new(&Password::new(CRYPTO_PASSWORD), CRYPTO_IV).unwrap()
 }
 
-/// One test's exchange, input queue and an `events` queue bound to every outgoing key.
+/// One test's exchange, input queue and an `events` queue bound to every outgoing key and to
+/// the input's dead letters (key `dead`).
 pub struct Bed {
     pub id: String,
     pub connection: Connection,
@@ -64,17 +65,20 @@ impl Bed {
             )
             .await
             .unwrap();
-        for queue in [&bed.input, &bed.events] {
+        // Rejected input is dead-lettered to the events queue, so a test sees rejections.
+        let mut dead_letter = FieldTable::default();
+        dead_letter.insert("x-dead-letter-exchange".into(), text(&bed.exchange));
+        dead_letter.insert("x-dead-letter-routing-key".into(), text(&bed.key("dead")));
+        for (queue, args) in [
+            (&bed.input, dead_letter),
+            (&bed.events, FieldTable::default()),
+        ] {
             bed.channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions::default(),
-                    FieldTable::default(),
-                )
+                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
                 .await
                 .unwrap();
         }
-        for key in ["data", "error", "snapshot", "rebound", "keys"] {
+        for key in ["data", "error", "snapshot", "rebound", "keys", "dead"] {
             bed.channel
                 .queue_bind(
                     bed.events.as_str().into(),
