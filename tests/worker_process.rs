@@ -1,0 +1,195 @@
+//! The `component worker` binary as the platform runs it: env vars in, signals to stop.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Bed, Provider, decrypt, request_config, routing_keys};
+use component::crypto::Encoding;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+fn spawn_worker(vars: &[(String, String)], log_level: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_component"))
+        .arg("worker")
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("LOG_LEVEL", log_level)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the component binary starts")
+}
+
+fn terminate(child: &Child) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_with_sigkill_mid_batch_is_restarted_and_processes_the_rest() {
+    let provider = Provider::default();
+    provider.state().delay_ms = 150;
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    for n in 0..20 {
+        bed.send(
+            &json!({"body": {"n": n}}),
+            Encoding::Base64,
+            &format!("m-{n}"),
+        )
+        .await;
+    }
+    let mut vars = bed.vars("request", &request_config(&base, false));
+    vars.push(("ELASTICIO_RABBITMQ_PREFETCH_SAILOR".into(), "2".into()));
+
+    let mut first = spawn_worker(&vars, "info");
+    wait_until("five calls were made", || provider.state().calls.len() >= 5).await;
+    first.kill().await.unwrap();
+    let done_before = provider.state().calls.len();
+    assert!(done_before < 20, "killed mid-batch ({done_before} done)");
+
+    let second = spawn_worker(&vars, "info");
+    let events = bed.collect(20, Duration::from_secs(30)).await;
+    terminate(&second);
+    let status = second.wait_with_output().await.unwrap().status;
+    assert_eq!(status.code(), Some(0));
+
+    assert!(routing_keys(&events).iter().all(|k| k == "data"));
+    let mut seen: Vec<u64> = events
+        .iter()
+        .map(|e| decrypt(e)["body"]["body"]["n"].as_u64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        (0..20).collect::<Vec<_>>(),
+        "every message was processed"
+    );
+    // Only what was in flight at the kill (at most prefetch = 2) may be processed twice.
+    assert!(
+        (20..=22).contains(&events.len()),
+        "{} data messages",
+        events.len()
+    );
+    assert_eq!(bed.input_ready().await, 0, "every message was acked");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
+    let provider = Provider::default();
+    provider.state().delay_ms = 800;
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    for n in 0..3 {
+        bed.send(
+            &json!({"body": {"n": n}}),
+            Encoding::Base64,
+            &format!("m-{n}"),
+        )
+        .await;
+    }
+    let vars = bed.vars("request", &request_config(&base, true));
+    let child = spawn_worker(&vars, "debug");
+    // The refresh happens before the first API call, which then takes 800 ms.
+    wait_until("the token was refreshed", || {
+        provider.state().refreshes == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    terminate(&child);
+    let output = tokio::time::timeout(Duration::from_secs(35), child.wait_with_output())
+        .await
+        .expect("the worker exits within the grace period")
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+
+    let events = bed.collect(2, Duration::from_secs(5)).await;
+    let keys = routing_keys(&events);
+    assert_eq!(keys[0], "keys");
+    let data = keys.iter().filter(|k| *k == "data").count();
+    assert!(data >= 1, "the message in flight was finished: {keys:?}");
+    let remaining = bed.input_ready().await as usize;
+    assert_eq!(
+        data + remaining,
+        3,
+        "nothing lost: {data} done, {remaining} left"
+    );
+
+    let logs = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for expected in [
+        "Worker starting.",
+        "Access token refreshed.",
+        "Message settled.",
+        "Worker stopped.",
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "{expected:?} not in {messages:?}"
+        );
+    }
+    for secret in [
+        common::CRYPTO_PASSWORD,
+        "guest:guest",
+        "client-s3cr3t",
+        "\"at-0",
+        "\"at-1",
+        "Bearer at",
+        "rt-0",
+        "rt-1",
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+    bed.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bad_environment_exits_2_listing_every_problem() {
+    let output = Command::new(env!("CARGO_BIN_EXE_component"))
+        .arg("worker")
+        .env_clear()
+        .env(
+            "ELASTICIO_AMQP_URI",
+            "amqp://guest:hunter2@127.0.0.1:5672/%2f",
+        )
+        .env("ELASTICIO_MESSAGE_CRYPTO_IV", "too short")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for expected in [
+        "ELASTICIO_LISTEN_MESSAGES_ON is missing",
+        "ELASTICIO_FUNCTION is missing",
+        "ELASTICIO_MESSAGE_CRYPTO_PASSWORD is missing",
+        "ELASTICIO_MESSAGE_CRYPTO_IV must be exactly 16 bytes, not 9",
+        "no step config",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
