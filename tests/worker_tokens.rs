@@ -74,10 +74,12 @@ async fn an_expired_token_gives_exactly_one_update_keys_message_then_data_for_ev
     }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
-    let state = provider.state();
-    assert_eq!(state.refreshes, 1, "one refresh served every later message");
-    let tokens: Vec<&str> = state.calls.iter().map(|(_, t)| t.as_str()).collect();
+    let (refreshes, tokens) = {
+        let state = provider.state();
+        let tokens: Vec<String> = state.calls.iter().map(|(_, t)| t.clone()).collect();
+        (state.refreshes, tokens)
+    };
+    assert_eq!(refreshes, 1, "one refresh served every later message");
     assert_eq!(tokens, ["Bearer at-1"; 3]);
-    drop(state);
     bed.cleanup().await;
 }
