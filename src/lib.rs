@@ -31,6 +31,7 @@ pub mod local;
 pub mod message;
 pub mod module;
 pub mod registry;
+pub mod sandbox;
 pub mod secret;
 pub mod step;
 pub mod template;
