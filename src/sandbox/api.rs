@@ -37,30 +37,33 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/api/echo/{*rest}", any(echo))
 }
 
-/// Counts the call, serves scripted failures, checks the bearer token.
-fn gate(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// Counts the call, serves scripted failures, checks the bearer token: `Some` is the
+/// rejection to send instead of the route's answer.
+fn gate(state: &Shared, headers: &HeaderMap) -> Option<Response> {
     let mut state = state.lock().expect("sandbox lock");
     state.api_calls += 1;
     if let Some(status) = state.api_failures.pop_front() {
-        return Err(status_response(status));
+        return Some(status_response(status));
     }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if token.is_some_and(|token| state.accepts(token)) {
-        return Ok(());
+        return None;
     }
     state.api_rejections += 1;
-    Err((
-        StatusCode::UNAUTHORIZED,
-        [(
-            header::WWW_AUTHENTICATE,
-            r#"Bearer realm="sandbox", error="invalid_token""#,
-        )],
-        axum::Json(json!({"error": "invalid_token"})),
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="sandbox", error="invalid_token""#,
+            )],
+            axum::Json(json!({"error": "invalid_token"})),
+        )
+            .into_response(),
     )
-        .into_response())
 }
 
 fn status_response(status: u16) -> Response {
@@ -79,10 +82,9 @@ fn status_response(status: u16) -> Response {
 }
 
 async fn me(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    match gate(&state, &headers) {
-        Ok(()) => axum::Json(json!({"id": "user-1", "name": "Sandbox User"})).into_response(),
-        Err(response) => response,
-    }
+    gate(&state, &headers).unwrap_or_else(|| {
+        axum::Json(json!({"id": "user-1", "name": "Sandbox User"})).into_response()
+    })
 }
 
 async fn status(
@@ -90,10 +92,7 @@ async fn status(
     headers: HeaderMap,
     Path(code): Path<u16>,
 ) -> Response {
-    match gate(&state, &headers) {
-        Ok(()) => status_response(code),
-        Err(response) => response,
-    }
+    gate(&state, &headers).unwrap_or_else(|| status_response(code))
 }
 
 async fn echo(
@@ -103,7 +102,7 @@ async fn echo(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = gate(&state, &headers) {
+    if let Some(response) = gate(&state, &headers) {
         return response;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -122,7 +121,7 @@ async fn items(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = gate(&state, &headers) {
+    if let Some(response) = gate(&state, &headers) {
         return response;
     }
     let mut items: Vec<Value> = state.lock().expect("sandbox lock").items.clone();
