@@ -71,6 +71,21 @@ async fn sandbox(options: SandboxOptions) -> Sandbox {
     Sandbox::start(options).await.unwrap()
 }
 
+/// A sandbox whose token endpoint takes `delay` to answer, and a client with an expired token.
+async fn slow_refresh(delay: Duration) -> (Sandbox, Arc<Harness>) {
+    let sandbox = sandbox(SandboxOptions {
+        token_delay: delay,
+        ..Default::default()
+    })
+    .await;
+    let harness = Arc::new(Harness::new(
+        &sandbox,
+        GrantState::ExpiredUnknown,
+        json!({}),
+    ));
+    (sandbox, harness)
+}
+
 #[tokio::test]
 async fn a_valid_token_makes_no_token_request() {
     let sandbox = sandbox(SandboxOptions::default()).await;
@@ -103,16 +118,7 @@ async fn a_401_refreshes_once_emits_update_keys_and_replays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_calls_on_an_expired_token_share_one_refresh() {
-    let sandbox = sandbox(SandboxOptions {
-        token_delay: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await;
-    let harness = Arc::new(Harness::new(
-        &sandbox,
-        GrantState::ExpiredUnknown,
-        json!({}),
-    ));
+    let (sandbox, harness) = slow_refresh(Duration::from_millis(200)).await;
     let calls: Vec<_> = (0..100)
         .map(|_| {
             let harness = harness.clone();
@@ -535,16 +541,7 @@ async fn a_call_with_an_already_replaced_token_replays_without_refreshing() {
 
 #[tokio::test]
 async fn a_caller_cancelled_during_the_refresh_does_not_lose_the_rotated_token() {
-    let sandbox = sandbox(SandboxOptions {
-        token_delay: Duration::from_millis(300),
-        ..Default::default()
-    })
-    .await;
-    let harness = Arc::new(Harness::new(
-        &sandbox,
-        GrantState::ExpiredUnknown,
-        json!({}),
-    ));
+    let (sandbox, harness) = slow_refresh(Duration::from_millis(300)).await;
     let call = {
         let harness = harness.clone();
         tokio::spawn(async move { harness.get("/me").await })
