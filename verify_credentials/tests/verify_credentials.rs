@@ -595,3 +595,94 @@ async fn unusable_input_is_posted_as_a_service_error() {
              (a JSON object), not a number"}})
     );
 }
+
+#[tokio::test]
+async fn keys_from_a_refresh_are_returned_even_when_the_check_then_fails() {
+    let sandbox = sandbox().await;
+    let config = sandbox.step_config(sandbox.issue_grant(GrantState::Valid), json!({}));
+    sandbox.fail_api_calls(&[401, 502]);
+    let run = verify(&config).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.reason()
+            .starts_with("The API answered HTTP 502 Bad Gateway to GET "),
+        "{run:?}"
+    );
+    assert!(run.answer()["updatedKeys"]["oauth"]["refresh_token"].is_string());
+    assert_eq!(sandbox.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_token_rejected_again_after_a_refresh_is_not_verified_and_not_refreshed_twice() {
+    let sandbox = sandbox().await;
+    let config = sandbox.step_config(sandbox.issue_grant(GrantState::Valid), json!({}));
+    sandbox.fail_api_calls(&[401, 401]);
+    let run = verify(&config).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.reason(),
+        format!(
+            "The API rejected the access token again after a successful refresh (HTTP 401 to \
+             GET {}/me): the account may lack access to this API. Re-authorise the account, or \
+             check `api_base_url` and `verify_path`.",
+            sandbox.api_base_url()
+        )
+    );
+    assert_eq!(sandbox.token_requests(), 1);
+    assert_eq!(sandbox.api_calls(), 2);
+}
+
+#[tokio::test]
+async fn verify_path_from_the_config_replaces_the_default() {
+    let sandbox = sandbox().await;
+    let config = sandbox.step_config(
+        sandbox.issue_grant(GrantState::Valid),
+        json!({"verify_path": "/status/403"}),
+    );
+    let run = verify(&config).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.reason(),
+        format!(
+            "The API answered HTTP 403 Forbidden to GET {}/status/403. The token is valid but \
+             may not read this resource: check the scopes granted to the account and \
+             `verify_path`. Response: {{\"error\":\"Forbidden\"}}",
+            sandbox.api_base_url()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_slower_than_the_timeout_is_not_verified() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        token_delay: Duration::from_secs(5),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let config = sandbox.step_config(sandbox.issue_grant(GrantState::ExpiredUnknown), json!({}));
+    let started = Instant::now();
+    let run = run(
+        &["--timeout", "0.5"],
+        &[("ELASTICIO_CFG", &config.to_string())],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.reason().starts_with("No answer within 0.5 s:"),
+        "{run:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn a_timeout_that_is_not_a_positive_number_is_unusable_input() {
+    let run = run(&["--timeout", "0"], &[], None).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`0` is not a positive number of seconds"),
+        "{run:?}"
+    );
+}
