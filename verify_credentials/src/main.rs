@@ -52,6 +52,7 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
 fn init_logs() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
                 .unwrap_or_else(|_| "info".into()),
