@@ -17,7 +17,9 @@
 //!
 //! Supporting modules: [`secret`] (redacted secret types), [`message`] (the message model),
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
-//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component).
+//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component),
+//! [`verify`] (the credential check behind the `verify_credentials` binary: `GET verify_path`
+//! through the same [`http::AuthClient`], answered as `{"verified": ...}`).
 
 pub mod actions;
 pub mod auth;
@@ -36,6 +38,7 @@ pub mod secret;
 pub mod step;
 pub mod template;
 pub mod triggers;
+pub mod verify;
 
 pub use config::StepConfig;
 pub use emitter::{Emitter, EventSink};
