@@ -14,10 +14,19 @@
 //!    [`auth::TokenSet`], and replays the request.
 //! 4. **Events out**: the module emits [`event::Event`]s through its [`emitter::Emitter`];
 //!    a module's `Err` becomes exactly one error event.
+//! 5. **Ack**: in the worker, [`amqp::sink`] writes each event on the wire (encrypted with
+//!    [`crypto`]) and waits for the broker's confirm; then [`worker`] acks the delivery, or
+//!    rejects it when it caused an error event.
+//!
+//! The worker ([`worker::run`]) reads its [`settings`] from the `ELASTICIO_*` environment,
+//! loads the step definition through [`platform`], and drives [`step::Step`] per delivery
+//! over the [`amqp`] transport (read and write connections, consumer, confirming publisher).
 //!
 //! Supporting modules: [`secret`] (redacted secret types), [`message`] (the message model),
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
-//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component).
+//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component),
+//! [`verify`] (the credential check behind the `verify_credentials` binary: `GET verify_path`
+//! through the same [`http::AuthClient`], answered as `{"verified": ...}`).
 
 pub mod actions;
 pub mod amqp;
@@ -34,11 +43,13 @@ pub mod message;
 pub mod module;
 pub mod platform;
 pub mod registry;
+pub mod sandbox;
 pub mod secret;
 pub mod settings;
 pub mod step;
 pub mod template;
 pub mod triggers;
+pub mod verify;
 pub mod worker;
 
 pub use config::StepConfig;
