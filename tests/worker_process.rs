@@ -167,6 +167,93 @@ async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
     bed.cleanup().await;
 }
 
+/// Closes, broker side, this test's connections (named `{prefix}-read`/`-write`), as a
+/// broker restart or network failure would. Other connections on the broker are not touched.
+fn close_connections(prefix: &str) -> usize {
+    let listing = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl is installed");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let mut closed = 0;
+    for line in listing.lines() {
+        let ours = ["read", "write"]
+            .iter()
+            .any(|role| line.contains(&format!("{{\"connection_name\",\"{prefix}-{role}\"}}")));
+        if !ours {
+            continue;
+        }
+        let pid = line.split('\t').next().unwrap();
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: connection lost"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        closed += 1;
+    }
+    closed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_connection_loss_the_worker_reconnects_and_loses_nothing() {
+    let provider = Provider::default();
+    provider.state().delay_ms = 250;
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    for n in 0..20 {
+        bed.send(
+            &json!({"body": {"n": n}}),
+            Encoding::Base64,
+            &format!("m-{n}"),
+        )
+        .await;
+    }
+    let mut vars = bed.vars("request", &request_config(&base, false));
+    vars.push(("ELASTICIO_RABBITMQ_PREFETCH_SAILOR".into(), "1".into()));
+    let hostname = format!("test-{}", bed.id);
+    vars.push(("HOSTNAME".into(), hostname.clone()));
+    let child = spawn_worker(&vars, "info");
+    wait_until("three calls were made", || {
+        provider.state().calls.len() >= 3
+    })
+    .await;
+    assert_eq!(
+        close_connections(&hostname),
+        2,
+        "both connections were found and closed"
+    );
+    let done_at_loss = provider.state().calls.len();
+    assert!(done_at_loss < 20, "lost mid-batch ({done_at_loss} done)");
+
+    let events = bed.collect(20, Duration::from_secs(30)).await;
+    terminate(&child);
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let mut seen: Vec<u64> = events
+        .iter()
+        .map(|e| decrypt(e)["body"]["body"]["n"].as_u64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        (0..20).collect::<Vec<_>>(),
+        "every message was processed"
+    );
+    assert_eq!(
+        bed.input_ready().await,
+        0,
+        "every message was acked in the end"
+    );
+    let logs = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        logs.contains("reconnecting"),
+        "the worker reconnected: {logs}"
+    );
+    bed.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_bad_environment_exits_2_listing_every_problem() {
     let output = Command::new(env!("CARGO_BIN_EXE_component"))
