@@ -540,3 +540,167 @@ async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the
     assert_eq!(bed.input_ready().await, 0);
     bed.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_without_message_id_is_processed_and_acked() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    let body = common::cipher().encode(br#"{"body":{"anonymous":true}}"#, Encoding::Base64);
+    bed.send_raw(&body, FieldTable::default()).await;
+    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["data"],
+        "processed, and not rejected"
+    );
+    assert_eq!(
+        decrypt(&events[0])["body"],
+        json!({"echo": {"anonymous": true}})
+    );
+    assert_eq!(header(&events[0], "parentMessageId"), None);
+    assert!(header_text(&events[0], "threadId").is_some_and(|t| t.len() == 36));
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0, "acked");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_message_over_the_size_limit_becomes_an_error_and_a_rejection() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(
+        &json!({"body": {"big": "x".repeat(500)}}),
+        Encoding::Base64,
+        "big",
+    )
+    .await;
+    let vars = with(
+        bed.vars("echo", &json!({})),
+        &[("ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT", "300")],
+    );
+    let worker = start(vars, echo_registry(&echo));
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error", "dead"]);
+    let error: Value = serde_json::from_slice(&events[0].data).unwrap();
+    let report = decrypt_field(error["error"].as_str().unwrap());
+    assert_eq!(report["name"], "EmitError");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 300 bytes"),
+        "{report}"
+    );
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_publish_is_retried_with_a_retry_header_and_the_input_waits_for_it() {
+    use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    // A next-step queue that is full and refuses publishes, as platform task queues do.
+    let limited = format!("test-{}:limited", bed.id);
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    args.insert("x-overflow".into(), text("reject-publish"));
+    args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
+    bed.channel
+        .queue_declare(
+            limited.as_str().into(),
+            QueueDeclareOptions::default(),
+            args,
+        )
+        .await
+        .unwrap();
+    bed.channel
+        .queue_bind(
+            limited.as_str().into(),
+            bed.exchange.as_str().into(),
+            bed.key("limited").into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    bed.channel
+        .basic_publish(
+            "".into(),
+            limited.as_str().into(),
+            Default::default(),
+            b"filler",
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    bed.send(
+        &json!({"body": {"route": bed.key("limited")}}),
+        Encoding::Base64,
+        "flow",
+    )
+    .await;
+    let vars = with(
+        bed.vars("echo", &json!({})),
+        &[
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "Infinity"),
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_DELAY", "50"),
+            ("ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY", "200"),
+        ],
+    );
+    let worker = start(vars, echo_registry(&echo));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(echo.started.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        echo.running.load(Ordering::SeqCst),
+        1,
+        "still waiting for the confirm"
+    );
+    let take = |queue: String| {
+        let channel = bed.channel.clone();
+        async move {
+            channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        take(limited.clone()).await.unwrap().delivery.data,
+        b"filler"
+    );
+    let mut published = None;
+    for _ in 0..100 {
+        published = take(limited.clone()).await;
+        if published.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let published = published
+        .expect("the retry went through once there was room")
+        .delivery;
+    assert!(
+        header_int(&published, "retry").is_some_and(|n| n >= 2),
+        "retried"
+    );
+    assert_eq!(
+        decrypt(&published)["body"]["echo"]["route"],
+        json!(bed.key("limited"))
+    );
+    worker.stop().await;
+    assert_eq!(echo.running.load(Ordering::SeqCst), 0);
+    assert!(
+        bed.collect(0, Duration::from_millis(10)).await.is_empty(),
+        "acked, not rejected"
+    );
+    assert_eq!(bed.input_ready().await, 0);
+    let _ = bed
+        .channel
+        .queue_delete(limited.as_str().into(), Default::default())
+        .await;
+    bed.cleanup().await;
+}
