@@ -134,7 +134,13 @@ impl Publisher {
                 )
                 .await?
                 .await?;
-            Ok(confirm.is_ack())
+            let acked = confirm.is_ack();
+            if confirm.take_message().is_some() {
+                // As in sailor-nodejs: the platform owns the bindings; an unroutable message
+                // is confirmed and dropped by the broker, so at least say so.
+                tracing::warn!(message = "The broker found no queue for a published message.", routing_key = %message.routing_key);
+            }
+            Ok(acked)
         }
         .await;
         if outcome.is_err() {

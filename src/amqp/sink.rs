@@ -27,7 +27,6 @@ pub const ROUTING_KEY_HEADER: &str = "x-eio-routing-key";
 pub const REBOUND_LIMIT_EXCEEDED: &str = "Rebound limit exceeded";
 
 /// What every delivery of this process shares: settings, publisher, the step's snapshot.
-#[derive(Debug)]
 pub struct StepWire {
     /// The worker's settings.
     pub settings: Arc<Settings>,
@@ -41,6 +40,15 @@ pub struct StepWire {
     pub account: Option<String>,
 }
 
+impl std::fmt::Debug for StepWire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepWire")
+            .field("publisher", &self.publisher)
+            .field("is_passthrough", &self.is_passthrough)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StepWire {
     /// The current snapshot.
     pub fn snapshot(&self) -> Value {
@@ -51,8 +59,8 @@ impl StepWire {
     }
 }
 
-/// One incoming delivery, as far as the events it causes need it.
-#[derive(Debug)]
+/// One incoming delivery, as far as the events it causes need it. `Debug` leaves the
+/// payload out: deliveries are never logged.
 pub struct Delivered {
     /// Its headers.
     pub headers: IncomingHeaders,
@@ -66,6 +74,15 @@ pub struct Delivered {
     pub error_input: String,
     /// The headers every publish starts from.
     pub base_headers: FieldTable,
+}
+
+impl std::fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivered")
+            .field("message_id", &self.headers.message_id)
+            .field("bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The sink of one delivery's events.
