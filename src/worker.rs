@@ -14,7 +14,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
@@ -277,7 +279,19 @@ impl Worker {
         }
         let snapshot = self.wire.snapshot();
         let emitter = Emitter::new(sink.clone());
-        match self.step.process(&message, &snapshot, &emitter).await {
+        let processed = AssertUnwindSafe(self.step.process(&message, &snapshot, &emitter))
+            .catch_unwind()
+            .await;
+        let Ok(outcome) = processed else {
+            // A panicking function must not wedge its prefetch slot: report it like an error.
+            let report = ErrorReport {
+                name: "Panic".to_owned(),
+                message: format!("the function `{}` panicked", self.step.name()),
+                stack: String::new(),
+            };
+            return report_and_reject(&sink, report).await;
+        };
+        match outcome {
             Outcome::Completed if sink.errors_published() == 0 => Decision::Ack,
             Outcome::Completed
             | Outcome::Failed {
@@ -330,6 +344,12 @@ async fn poison(sink: &DeliverySink, problem: String) -> Decision {
         message: format!("the incoming message cannot be decoded: {problem}"),
         stack: problem,
     };
+    report_and_reject(sink, report).await
+}
+
+/// Publishes `report` as the delivery's error event: reject once it is confirmed, requeue
+/// when it cannot be published.
+async fn report_and_reject(sink: &DeliverySink, report: ErrorReport) -> Decision {
     match sink.publish(Event::Error(report)).await {
         Ok(()) => Decision::Reject,
         Err(error) => {

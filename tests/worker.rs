@@ -54,6 +54,9 @@ impl Echo {
         if let Some(ms) = body.get("sleep_ms").and_then(Value::as_u64) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        if body.get("panic").is_some() {
+            panic!("asked to panic");
+        }
         if body.get("fail").is_some() {
             return Err(ProcessError::Input("asked to fail".into()));
         }
@@ -702,5 +705,34 @@ async fn a_nacked_publish_is_retried_with_a_retry_header_and_the_input_waits_for
         .channel
         .queue_delete(limited.as_str().into(), Default::default())
         .await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_function_is_reported_and_rejected_and_the_worker_keeps_going() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(&json!({"body": {"panic": true}}), Encoding::Base64, "p-1")
+        .await;
+    bed.send(
+        &json!({"body": {"after": "panic"}}),
+        Encoding::Base64,
+        "p-2",
+    )
+    .await;
+    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let events = bed.collect(3, WAIT).await;
+    let mut keys = routing_keys(&events);
+    keys.sort();
+    assert_eq!(keys, ["data", "dead", "error"]);
+    let error = events
+        .iter()
+        .find(|e| e.routing_key.as_str().ends_with(".error"))
+        .unwrap();
+    let error: Value = serde_json::from_slice(&error.data).unwrap();
+    let report = decrypt_field(error["error"].as_str().unwrap());
+    assert_eq!(report["name"], "Panic");
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0);
     bed.cleanup().await;
 }
