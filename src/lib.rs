@@ -17,12 +17,15 @@
 //!
 //! Supporting modules: [`secret`] (redacted secret types), [`message`] (the message model),
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
-//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component).
+//! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component),
+//! [`sandbox`] (a loopback OAuth2 provider and API) and [`demo`] (`component demo`, which
+//! drives the component against the sandbox and checks what happened).
 
 pub mod actions;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod descriptor;
 pub mod emitter;
 pub mod event;
