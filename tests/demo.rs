@@ -48,3 +48,29 @@ fn the_demo_exits_0_and_tells_of_three_401s_three_refreshes_and_three_update_key
     );
     assert_eq!(count("\"<redacted #"), 6, "{stdout}");
 }
+
+#[tokio::test]
+async fn the_demo_fails_naming_the_broken_promise_when_refresh_tokens_do_not_rotate() {
+    let options = component::demo::DemoOptions {
+        access_token_ttl: Duration::from_secs(1),
+        rotate_refresh_tokens: false,
+        ..component::demo::DemoOptions::default()
+    };
+    let mut out = Vec::new();
+    let error = component::demo::run(&mut out, &options)
+        .await
+        .expect_err("the demo notices");
+    let component::demo::DemoError::Expectations(failed) = &error else {
+        panic!("an expectation failed, got {error}");
+    };
+    assert!(
+        failed.contains(&"each refresh rotated the refresh token (expected 4, got 1)".to_owned()),
+        "{failed:?}"
+    );
+    let printed = String::from_utf8(out).unwrap();
+    assert!(
+        printed.contains("  FAIL  each refresh rotated the refresh token (expected 4, got 1)"),
+        "{printed}"
+    );
+    assert!(!printed.contains("checks passed"), "{printed}");
+}

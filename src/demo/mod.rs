@@ -1,7 +1,7 @@
 //! `component demo`: the component and the runtime against a loopback OAuth2 provider and API,
 //! with no outside service.
 //!
-//! The demo starts the [`crate::sandbox`] in-process (access tokens living two seconds,
+//! The demo starts the [`crate::sandbox`] in-process (access tokens living three seconds,
 //! refresh tokens rotated on every use, reuse revoking the grant) and drives `pollItems` and
 //! `request` through [`Step::process`], the same path the worker takes, over five rounds
 //! with pauses long enough for the access token to die three times. It prints each HTTP
@@ -44,13 +44,19 @@ pub struct DemoOptions {
     pub access_token_ttl: Duration,
     /// Items per page of the poll.
     pub page_size: u64,
+    /// Whether the provider rotates refresh tokens. The demo expects rotation, so `false`
+    /// makes it fail, which is how its own test shows that the checks bite.
+    pub rotate_refresh_tokens: bool,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
         Self {
-            access_token_ttl: Duration::from_secs(2),
+            // Long enough that a loaded machine does not expire a token inside a round,
+            // short enough that three expiries fit in about ten seconds.
+            access_token_ttl: Duration::from_secs(3),
             page_size: 5,
+            rotate_refresh_tokens: true,
         }
     }
 }
@@ -139,7 +145,7 @@ impl Demo {
         extras.insert("instance_url".into(), json!(INSTANCE_URL));
         let sandbox = Sandbox::start(SandboxOptions {
             access_token_ttl: options.access_token_ttl,
-            rotate_refresh_tokens: true,
+            rotate_refresh_tokens: options.rotate_refresh_tokens,
             revoke_grant_on_reuse: true,
             extras,
             ..SandboxOptions::default()
