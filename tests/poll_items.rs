@@ -143,7 +143,7 @@ async fn items_sharing_a_timestamp_across_page_boundaries_are_all_emitted_once()
     // The mark now sits on the last item; with a page boundary inside a run of equal
     // stamps, a second poll still emits nothing.
     sandbox.set_items(items(&["t1", "t1", "t1", "t1", "t2", "t2"]));
-    let step = step_with_mark(&sandbox);
+    let step = one_item_per_page(&sandbox);
     let (_, first) = run(&step, json!({}), &json!({})).await;
     let snapshot = last_snapshot(&first).unwrap();
     assert_eq!(
@@ -154,7 +154,7 @@ async fn items_sharing_a_timestamp_across_page_boundaries_are_all_emitted_once()
     assert_eq!(ids(&again), Vec::<String>::new());
 }
 
-fn step_with_mark(sandbox: &component::sandbox::Sandbox) -> component::step::Step {
+fn one_item_per_page(sandbox: &component::sandbox::Sandbox) -> component::step::Step {
     step(
         sandbox,
         "pollItems",
@@ -291,4 +291,65 @@ async fn an_api_error_names_the_status_and_emits_no_snapshot() {
     );
     assert_eq!(count(&events, EventKind::Snapshot), 0);
     assert_eq!(count(&events, EventKind::Error), 1);
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_origin_is_not_followed_with_the_token() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // Another origin that counts who calls it.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
+    let router = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { axum::Json(json!({"items": []})) }
+    });
+    tokio::spawn(async move { axum::serve(elsewhere, router).await });
+
+    // An API whose next link points there.
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", api.local_addr().unwrap());
+    let link = format!("<{elsewhere_url}/collect?page=2>; rel=\"next\"");
+    let router = axum::Router::new().route(
+        "/items",
+        axum::routing::get(move || async move {
+            (
+                [(axum::http::header::LINK, link)],
+                axum::Json(json!({"items": [{"id": "a", "updated_at": "t1"}]})),
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(api, router).await });
+
+    let config = component::StepConfig::from_value(json!({
+        "oauth": {"access_token": "secret-token", "token_type": "Bearer"},
+        "api_base_url": api_url,
+        "path": "/items",
+        "items_pointer": "/items",
+        "pagination": "link",
+    }))
+    .unwrap();
+    let step = component::step::Step::new(
+        &component::Registry::builtin(),
+        "pollItems",
+        config,
+        component::clock::system(),
+    )
+    .unwrap();
+    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    let Outcome::Failed { report, .. } = outcome else {
+        panic!("the poll refuses the link");
+    };
+    assert_eq!(
+        report.message,
+        format!(
+            "the API answered HTTP 200: the next-page link leads to another origin ({elsewhere_url}); the access token is not sent there"
+        )
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(ids(&events), vec!["a"]);
+    assert_eq!(count(&events, EventKind::Snapshot), 0);
 }
