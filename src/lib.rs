@@ -18,6 +18,8 @@
 //! Supporting modules: [`secret`] (redacted secret types), [`message`] (the message model),
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
 //! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component),
+//! [`verify`] (the credential check behind the `verify_credentials` binary: `GET verify_path`
+//! through the same [`http::AuthClient`], answered as `{"verified": ...}`),
 //! [`sandbox`] (a loopback OAuth2 provider and API) and [`demo`] (`component demo`, which
 //! drives the component against the sandbox and checks what happened).
 
@@ -39,6 +41,7 @@ pub mod secret;
 pub mod step;
 pub mod template;
 pub mod triggers;
+pub mod verify;
 
 pub use config::StepConfig;
 pub use emitter::{Emitter, EventSink};

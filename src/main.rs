@@ -106,7 +106,7 @@ fn validate(path: Option<PathBuf>) -> ExitCode {
         Some(path) => match Descriptor::load(&path) {
             Ok(descriptor) => (descriptor, path.display().to_string()),
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!("error: {:#}", anyhow::Error::new(error));
                 return ExitCode::from(2);
             }
         },

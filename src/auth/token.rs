@@ -110,9 +110,13 @@ impl TokenSet {
         self.expires_at
     }
 
-    /// True once `now` is within `skew` seconds of the expiry. Unknown expiry never counts
-    /// as expired: such a token is refreshed when the API rejects it.
+    /// True once `now` is within `skew` seconds of the expiry. The skew is capped at half the
+    /// token's lifetime, so that a token living less than twice the skew is not refreshed on
+    /// every call. Unknown expiry never counts as expired: such a token is refreshed when the
+    /// API rejects it.
     pub fn is_expired(&self, now: u64, skew: u64) -> bool {
+        let lifetime = self.fields.get("expires_in").and_then(seconds);
+        let skew = lifetime.map_or(skew, |lifetime| skew.min(lifetime / 2));
         self.expires_at
             .is_some_and(|at| now.saturating_add(skew) >= at)
     }
@@ -238,6 +242,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(new.refresh_token().unwrap().expose_secret(), "new");
+    }
+
+    #[test]
+    fn the_skew_is_capped_at_half_a_short_lifetime() {
+        let tokens = TokenSet::from_response(
+            response(json!({"access_token": "a", "expires_in": 4})),
+            1000,
+            None,
+        )
+        .unwrap();
+        assert!(!tokens.is_expired(1001, 60));
+        assert!(tokens.is_expired(1002, 60));
     }
 
     #[test]

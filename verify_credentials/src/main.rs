@@ -1,6 +1,137 @@
 //! The `verify_credentials` binary: checks a credential when a user connects an account.
+//!
+//! Reads the config (`--config FILE`, else `ELASTICIO_CFG`, else stdin), runs
+//! [`component::verify::verify_credentials`], prints one JSON object on stdout and, when
+//! `ELASTICIO_POST_RESULT_URL` is set, POSTs the answer there. Exit 0 verified, 1 not verified
+//! (or the result could not be POSTed), 2 unusable input. Logs go to stderr.
 
-fn main() {
-    eprintln!("verify_credentials: not built yet");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use component::verify::{
+    CFG_ENV, ConfigSource, DEFAULT_TIMEOUT, POST_RESULT_URL_ENV, ResultUrl, VerifyOptions,
+    service_error, verify_credentials,
+};
+use serde_json::Value;
+
+/// Exit code: the credential works.
+const EXIT_VERIFIED: u8 = 0;
+/// Exit code: the credential does not work, or the answer could not be POSTed.
+const EXIT_NOT_VERIFIED: u8 = 1;
+/// Exit code: the input is unusable.
+const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Checks an OAuth2 credential: GET verify_path with its token set, refreshing on 401.",
+    after_help = "The config comes from --config, else ELASTICIO_CFG, else stdin. \
+                  Exit 0: verified; 1: not verified, or the result could not be POSTed to \
+                  ELASTICIO_POST_RESULT_URL; 2: unusable input."
+)]
+struct Cli {
+    /// The credential config (JSON); overrides ELASTICIO_CFG and stdin.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Seconds the whole check may take before the answer is "not verified".
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT.as_secs_f64(),
+          value_parser = parse_timeout)]
+    timeout: f64,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && Duration::try_from_secs_f64(seconds).is_ok() => Ok(seconds),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
+}
+
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+/// An env var's value; `None` when unset or empty, an error when not UTF-8.
+fn env_var(name: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{name} is not valid UTF-8"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let timeout = Duration::from_secs_f64(cli.timeout);
+
+    let result_url = match env_var(POST_RESULT_URL_ENV).and_then(|url| {
+        url.map(|url| ResultUrl::parse(&url))
+            .transpose()
+            .map_err(Into::into)
+    }) {
+        Ok(url) => url,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+
+    let config = match env_var(CFG_ENV)
+        .map(|env| ConfigSource::choose(cli.config, env))
+        .and_then(|source| source.load().context("the config is unusable"))
+    {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if let Some(url) = &result_url {
+                let body = service_error(&format!("{error:#}"));
+                post(url, &body, timeout).await;
+            }
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+
+    // The worker's AMQP publisher joins here as `options.with_keys_sink(...)` when the
+    // ELASTICIO_AMQP_* variables are set, so refreshed keys also go out as `updateKeys`.
+    let options = VerifyOptions::default().with_timeout(timeout);
+    let verification = verify_credentials(&config, &options).await;
+    println!("{}", verification.to_json());
+
+    let mut code = if verification.is_verified() {
+        EXIT_VERIFIED
+    } else {
+        EXIT_NOT_VERIFIED
+    };
+    if let Some(url) = &result_url
+        && !post(url, &verification.service_result(), timeout).await
+    {
+        code = EXIT_NOT_VERIFIED;
+    }
+    ExitCode::from(code)
+}
+
+/// POSTs the answer; a failure is reported on stderr and returned as `false`.
+async fn post(url: &ResultUrl, body: &Value, timeout: Duration) -> bool {
+    match url.post(body, timeout).await {
+        Ok(()) => true,
+        Err(error) => {
+            eprintln!(
+                "error: the result could not be posted to {POST_RESULT_URL_ENV}: {:#}",
+                anyhow::Error::from(error)
+            );
+            false
+        }
+    }
 }
