@@ -65,6 +65,8 @@ pub struct PageSeen<'a> {
 pub enum NextPage {
     /// No more pages.
     Done,
+    /// The configured path and query alone: the first page of modes that add nothing to it.
+    Path,
     /// The configured path and query, plus this parameter.
     Param(String, String),
     /// This URL exactly as the API gave it.
@@ -118,11 +120,11 @@ impl Pagination {
         }
     }
 
-    /// The parameter the first request carries, if any.
-    pub fn first(&self) -> Option<(String, String)> {
+    /// The request for the first page.
+    pub fn first(&self) -> NextPage {
         match self {
-            Self::Page { param, first, .. } => Some((param.clone(), first.to_string())),
-            _ => None,
+            Self::Page { param, first, .. } => NextPage::Param(param.clone(), first.to_string()),
+            _ => NextPage::Path,
         }
     }
 
@@ -182,14 +184,6 @@ impl Pagination {
                     None => NextPage::Done,
                 }
             }
-        }
-    }
-
-    /// The query parameter this mode moves through pages with (not for `link` and `none`).
-    pub fn param(&self) -> Option<&str> {
-        match self {
-            Self::Page { param, .. } | Self::Cursor { param, .. } => Some(param),
-            Self::None | Self::Link => None,
         }
     }
 }
@@ -258,7 +252,8 @@ mod tests {
             json!({"pagination": "page", "page_param": "p", "first_page": "0", "has_more_pointer": "/more"}),
         ))
         .unwrap();
-        assert_eq!(mode.first(), Some(("p".into(), "0".into())));
+        assert_eq!(mode.first(), NextPage::Param("p".into(), "0".into()));
+        assert_eq!(Pagination::Link.first(), NextPage::Path);
         let url = Url::parse("http://x/items").unwrap();
         let more = json!({"more": true});
         assert_eq!(

@@ -158,15 +158,23 @@ impl Trigger for PollItems {
         let base_query = settings.base_query(&previous);
         let first_url = http.url(&settings.path)?;
 
-        let mut next = match settings.pagination.first() {
-            Some((param, value)) => NextPage::Param(param, value),
-            None => NextPage::Done,
-        };
-        let mut first = true;
+        let mut next = settings.pagination.first();
         let mut emitted_now: HashSet<String> = HashSet::new();
         let (mut pages, mut skipped) = (0u64, 0usize);
         loop {
             let (builder, current) = match &next {
+                NextPage::Done => break,
+                NextPage::Path => (
+                    http.request(Method::GET, &settings.path)?
+                        .query(&base_query),
+                    None,
+                ),
+                NextPage::Param(param, value) => (
+                    http.request(Method::GET, &settings.path)?
+                        .query(&base_query)
+                        .query(&[(param, value)]),
+                    Some(value.clone()),
+                ),
                 NextPage::Url(url) => {
                     if url.origin() != first_url.origin() {
                         return Err(ProcessError::Api {
@@ -179,20 +187,7 @@ impl Trigger for PollItems {
                     }
                     (http.request(Method::GET, url.as_str())?, None)
                 }
-                NextPage::Param(param, value) => (
-                    http.request(Method::GET, &settings.path)?
-                        .query(&base_query)
-                        .query(&[(param, value)]),
-                    Some(value.clone()),
-                ),
-                NextPage::Done if first => (
-                    http.request(Method::GET, &settings.path)?
-                        .query(&base_query),
-                    None,
-                ),
-                NextPage::Done => break,
             };
-            first = false;
             pages += 1;
 
             let response = http.send(builder).await?;
