@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use component::demo::DemoOptions;
 use component::descriptor::Descriptor;
 use component::local::{self, RunRequest, RunStatus};
 use component::registry::Registry;
@@ -35,6 +36,9 @@ enum Command {
         #[arg(long)]
         snapshot: Option<PathBuf>,
     },
+    /// Runs the component against a loopback OAuth2 provider and API, across token expiry,
+    /// and checks that every item came once and every expiry cost one refresh.
+    Demo,
     /// Checks component.json against the functions compiled into this binary.
     Validate {
         /// The descriptor to check; defaults to ./component.json, else the embedded copy.
@@ -43,12 +47,12 @@ enum Command {
     },
 }
 
-fn init_logs() {
+fn init_logs(default_level: &str) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .init();
 }
@@ -56,7 +60,11 @@ fn init_logs() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    // The demo tells its own story on stdout; its logs stay quiet unless LOG_LEVEL asks.
+    init_logs(match cli.command {
+        Command::Demo => "warn",
+        _ => "info",
+    });
     match cli.command {
         Command::Run {
             function,
@@ -76,6 +84,15 @@ async fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Command::Demo => {
+            match component::demo::run(&mut std::io::stdout(), &DemoOptions::default()).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(1)
                 }
             }
         }
