@@ -26,7 +26,9 @@
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
 //! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component),
 //! [`verify`] (the credential check behind the `verify_credentials` binary: `GET verify_path`
-//! through the same [`http::AuthClient`], answered as `{"verified": ...}`).
+//! through the same [`http::AuthClient`], answered as `{"verified": ...}`),
+//! [`sandbox`] (a loopback OAuth2 provider and API) and [`demo`] (`component demo`, which
+//! drives the component against the sandbox and checks what happened).
 
 pub mod actions;
 pub mod amqp;
@@ -34,6 +36,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod descriptor;
 pub mod emitter;
 pub mod event;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use component::demo::DemoOptions;
 use component::descriptor::Descriptor;
 use component::local::{self, RunRequest, RunStatus};
 use component::registry::Registry;
@@ -39,6 +40,9 @@ enum Command {
         #[arg(long)]
         snapshot: Option<PathBuf>,
     },
+    /// Runs the component against a loopback OAuth2 provider and API, across token expiry,
+    /// and checks that every item came once and every expiry cost one refresh.
+    Demo,
     /// Checks component.json against the functions compiled into this binary.
     Validate {
         /// The descriptor to check; defaults to ./component.json, else the embedded copy.
@@ -83,12 +87,12 @@ async fn worker() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logs() {
+fn init_logs(default_level: &str) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .init();
 }
@@ -96,10 +100,12 @@ fn init_logs() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Worker) {
-        init_json_logs();
-    } else {
-        init_logs();
+    // The worker logs JSON lines; the demo tells its own story on stdout, so its logs stay
+    // quiet unless LOG_LEVEL asks.
+    match cli.command {
+        Command::Worker => init_json_logs(),
+        Command::Demo => init_logs("warn"),
+        _ => init_logs("info"),
     }
     match cli.command {
         Command::Worker => match worker().await {
@@ -127,6 +133,15 @@ async fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Command::Demo => {
+            match component::demo::run(&mut std::io::stdout(), &DemoOptions::default()).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(1)
                 }
             }
         }

@@ -5,7 +5,7 @@
 #[path = "interop/harness.rs"]
 mod harness;
 
-mod common;
+mod bed;
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_to_rust_to_node_carries_the_message_lineage_and_the_refreshed_keys() {
-    let provider = common::Provider::default();
+    let provider = bed::Provider::default();
     let base = provider.serve().await;
     let flow = Flow::new().await;
     let api = PlatformApi::start().await;
@@ -33,7 +33,7 @@ async fn node_to_rust_to_node_carries_the_message_lineage_and_the_refreshed_keys
     api.set_step(
         &flow.flow_id,
         "step_b",
-        common::request_config(&base, true),
+        bed::request_config(&base, true),
         true,
     );
     api.set_step(&flow.flow_id, "step_c", json!({}), true);

@@ -1,6 +1,6 @@
 //! The worker against the real RabbitMQ, in process, with test functions.
 
-mod common;
+mod bed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use common::{Bed, decrypt, decrypt_field, header, header_int, header_text, routing_keys, text};
+use bed::{Bed, decrypt, decrypt_field, header, header_int, header_text, routing_keys, text};
 use component::crypto::Encoding;
 use component::event::Rebound;
 use component::settings::Settings;
@@ -147,7 +147,7 @@ fn with(mut vars: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String,
 async fn a_message_in_gives_a_data_message_out_with_identity_headers_and_a_body_that_decrypts() {
     let bed = Bed::new().await;
     let echo = Echo::default();
-    let body = common::cipher().encode(
+    let body = bed::cipher().encode(
         json!({"id": "in-1", "body": {"hello": "world"}})
             .to_string()
             .as_bytes(),
@@ -241,7 +241,7 @@ async fn protocol_v2_input_is_read_and_v2_output_is_raw_and_persistent() {
     for (event, v) in events.iter().zip([2, 1]) {
         assert_eq!(header_int(event, "protocolVersion"), Some(2));
         assert_eq!(*event.properties.delivery_mode(), Some(2));
-        let raw = common::cipher().decrypt(&event.data).unwrap();
+        let raw = bed::cipher().decrypt(&event.data).unwrap();
         let message: Value = serde_json::from_slice(&raw).unwrap();
         assert_eq!(message["body"]["echo"]["v"], json!(v));
         assert!(
@@ -258,7 +258,7 @@ async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_i
     let bed = Bed::new().await;
     let echo = Echo::default();
     let input = json!({"id": "in-f", "body": {"fail": true}});
-    let body = common::cipher().encode(input.to_string().as_bytes(), Encoding::Base64);
+    let body = bed::cipher().encode(input.to_string().as_bytes(), Encoding::Base64);
     let mut headers = FieldTable::default();
     headers.insert("messageId".into(), text("in-f"));
     bed.send_raw(&body, headers).await;
@@ -301,8 +301,7 @@ async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() 
     bed.send_raw(garbage, FieldTable::default()).await;
     let mut v2 = FieldTable::default();
     v2.insert("protocolVersion".into(), AMQPValue::ShortInt(2));
-    bed.send_raw(&common::cipher().encrypt(b"not json"), v2)
-        .await;
+    bed.send_raw(&bed::cipher().encrypt(b"not json"), v2).await;
     bed.send(
         &json!({"body": {"after": "poison"}}),
         Encoding::Base64,
@@ -502,7 +501,7 @@ async fn the_snapshot_a_trigger_emits_is_the_snapshot_of_the_next_message() {
 async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the_limit() {
     let bed = Bed::new().await;
     let echo = Echo::default();
-    let body = common::cipher().encode(br#"{"body":{"rebound":true}}"#, Encoding::Base64);
+    let body = bed::cipher().encode(br#"{"body":{"rebound":true}}"#, Encoding::Base64);
     let mut second = FieldTable::default();
     second.insert("messageId".into(), text("r-2"));
     second.insert("reboundIteration".into(), AMQPValue::ShortInt(2));
@@ -548,7 +547,7 @@ async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the
 async fn an_input_without_message_id_is_processed_and_acked() {
     let bed = Bed::new().await;
     let echo = Echo::default();
-    let body = common::cipher().encode(br#"{"body":{"anonymous":true}}"#, Encoding::Base64);
+    let body = bed::cipher().encode(br#"{"body":{"anonymous":true}}"#, Encoding::Base64);
     bed.send_raw(&body, FieldTable::default()).await;
     let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
     let events = bed.collect(1, WAIT).await;

@@ -1,11 +1,11 @@
 //! The `component worker` binary as the platform runs it: env vars in, signals to stop.
 
-mod common;
+mod bed;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Bed, Provider, decrypt, request_config, routing_keys};
+use bed::{Bed, Provider, decrypt, request_config, routing_keys};
 use component::crypto::Encoding;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -153,7 +153,7 @@ async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
         );
     }
     for secret in [
-        common::CRYPTO_PASSWORD,
+        bed::CRYPTO_PASSWORD,
         "guest:guest",
         "client-s3cr3t",
         "\"at-0",

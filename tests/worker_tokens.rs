@@ -1,11 +1,11 @@
 //! Token refresh through the worker: the built-in `request` action against a loopback OAuth2
 //! provider, over the real RabbitMQ.
 
-mod common;
+mod bed;
 
 use std::time::Duration;
 
-use common::{Bed, Provider, decrypt, header_text, request_config, routing_keys};
+use bed::{Bed, Provider, decrypt, header_text, request_config, routing_keys};
 use component::crypto::Encoding;
 use component::registry::Registry;
 use component::settings::Settings;

@@ -1,6 +1,9 @@
-//! The component's actions, one per file, registered here.
+//! The component's actions, one per file, registered here, with the helpers `request` splits
+//! out: reading the response and `Retry-After`.
 
 pub mod request;
+pub mod response;
+pub mod retry_after;
 
 use crate::registry::Registry;
 

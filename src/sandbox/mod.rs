@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
+pub use api::TrafficRecord;
 pub use state::TokenRequestRecord;
 use state::{Grant, ProviderState};
 
@@ -104,6 +105,10 @@ impl Sandbox {
         let state = Arc::new(Mutex::new(ProviderState::new(options)));
         let router = token_endpoint::routes()
             .merge(api::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::record_traffic,
+            ))
             .with_state(state.clone());
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -179,6 +184,17 @@ impl Sandbox {
     /// Makes every access token issued so far invalid.
     pub fn expire_access_tokens(&self) {
         self.state().expire_all_access_tokens();
+    }
+
+    /// Every access token issued so far dies right after the next `calls` API calls that
+    /// it passes: a deterministic way to expire tokens in the middle of a pagination.
+    pub fn expire_access_tokens_after(&self, calls: usize) {
+        self.state().expire_after_api_calls = Some(calls).filter(|n| *n > 0);
+    }
+
+    /// Every exchange so far (token endpoint and API), in order.
+    pub fn traffic(&self) -> Vec<TrafficRecord> {
+        self.state().traffic.clone()
     }
 
     /// Revokes every grant: refresh tokens answer `invalid_grant` from now on.

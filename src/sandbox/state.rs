@@ -47,6 +47,8 @@ pub(super) struct ProviderState {
     pub api_calls: usize,
     pub api_rejections: usize,
     pub items: Vec<Value>,
+    pub traffic: Vec<super::api::TrafficRecord>,
+    pub expire_after_api_calls: Option<usize>,
 }
 
 impl ProviderState {
@@ -63,6 +65,8 @@ impl ProviderState {
             api_calls: 0,
             api_rejections: 0,
             items: Vec::new(),
+            traffic: Vec::new(),
+            expire_after_api_calls: None,
         }
     }
 

@@ -1,16 +1,146 @@
 //! `pollItems`: emits the items of a list endpoint that are newer than the snapshot.
+//!
+//! One poll walks the pages ([`super::pagination`]) of `GET cfg.path`, sending the snapshot's
+//! high-water mark as `cfg.since_param`, emits each item it has not emitted before
+//! ([`super::high_water`] states the rule), and emits the new snapshot after the data. When
+//! the poll fails half-way no snapshot is emitted, so the next poll starts from the old mark
+//! again: items may then be emitted again, never lost.
+//!
+//! The number of pages per poll is bounded by `max_pages`. A poll that hits the bound still
+//! emits its snapshot, and the next poll goes on from there: with an API that sorts by the
+//! modified field (which `since` polling needs anyway), a large backlog drains over a few
+//! polls instead of one endless one.
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde_json::{Value, json};
+use reqwest::header::LINK;
+use serde_json::Value;
 
+use super::high_water::{HighWater, id_text};
+use super::pagination::{NextPage, PageSeen, Pagination, check_pointer, number_field};
 use crate::config::StepConfig;
 use crate::message::Message;
 use crate::module::{Context, ProcessError, Trigger};
+use crate::template::excerpt;
+
+/// The item field holding the last-modified value unless `modified_field` says otherwise.
+pub const DEFAULT_MODIFIED_FIELD: &str = "updated_at";
+/// The item field identifying an item unless `id_field` says otherwise.
+pub const DEFAULT_ID_FIELD: &str = "id";
+/// The page-size parameter unless `page_size_param` says otherwise.
+pub const DEFAULT_PAGE_SIZE_PARAM: &str = "per_page";
+/// Pages fetched per poll at most, unless `max_pages` says otherwise.
+pub const DEFAULT_MAX_PAGES: u64 = 50;
+
+/// Every config field the trigger reads; a unit test checks that `component.json` declares
+/// each of them, so the UI can set them.
+pub const FIELDS: &[&str] = &[
+    "path",
+    "items_pointer",
+    "modified_field",
+    "id_field",
+    "since_param",
+    "pagination",
+    "page_param",
+    "first_page",
+    "page_size_param",
+    "page_size",
+    "has_more_pointer",
+    "cursor_pointer",
+    "cursor_param",
+    "max_pages",
+];
 
 /// The `pollItems` trigger.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PollItems;
+
+/// The trigger's fields, read and checked once per poll.
+#[derive(Debug, Clone)]
+struct PollSettings {
+    path: String,
+    items_pointer: String,
+    modified_field: String,
+    id_field: String,
+    since_param: Option<String>,
+    page_size: Option<(String, u64)>,
+    pagination: Pagination,
+    max_pages: u64,
+}
+
+impl PollSettings {
+    fn from_config(config: &StepConfig) -> Result<Self, ProcessError> {
+        let text = |name: &str| {
+            config
+                .str_field(name)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let path = text("path")
+            .ok_or_else(|| ProcessError::Config("`path` is missing".into()))?
+            .to_owned();
+        let items_pointer = config.str_field("items_pointer").unwrap_or("").to_owned();
+        check_pointer("items_pointer", &items_pointer)?;
+        let page_size = match number_field(config, "page_size")? {
+            Some(0) => {
+                return Err(ProcessError::Config(
+                    "`page_size` must be at least 1".into(),
+                ));
+            }
+            Some(size) => Some((
+                text("page_size_param")
+                    .unwrap_or(DEFAULT_PAGE_SIZE_PARAM)
+                    .to_owned(),
+                size,
+            )),
+            None => None,
+        };
+        let max_pages = match number_field(config, "max_pages")? {
+            Some(0) => {
+                return Err(ProcessError::Config(
+                    "`max_pages` must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_PAGES,
+        };
+        Ok(Self {
+            path,
+            items_pointer,
+            modified_field: text("modified_field")
+                .unwrap_or(DEFAULT_MODIFIED_FIELD)
+                .to_owned(),
+            id_field: text("id_field").unwrap_or(DEFAULT_ID_FIELD).to_owned(),
+            since_param: text("since_param").map(str::to_owned),
+            page_size,
+            pagination: Pagination::from_config(config)?,
+            max_pages,
+        })
+    }
+
+    /// The query every page built from `path` carries: the mark and the page size.
+    fn base_query(&self, mark: &HighWater) -> Vec<(String, String)> {
+        let mut query = Vec::new();
+        if let (Some(param), Some(since)) = (&self.since_param, mark.query_value()) {
+            query.push((param.clone(), since));
+        }
+        if let Some((param, size)) = &self.page_size {
+            query.push((param.clone(), size.to_string()));
+        }
+        query
+    }
+}
+
+/// A field by name, or by JSON pointer when it starts with `/`.
+fn lookup<'a>(item: &'a Value, field: &str) -> Option<&'a Value> {
+    if field.starts_with('/') {
+        item.pointer(field)
+    } else {
+        item.get(field)
+    }
+}
 
 #[async_trait]
 impl Trigger for PollItems {
@@ -21,55 +151,207 @@ impl Trigger for PollItems {
         snapshot: &Value,
         ctx: &Context,
     ) -> Result<(), ProcessError> {
-        let path = config
-            .str_field("path")
-            .ok_or_else(|| ProcessError::Config("`path` is missing".into()))?;
-        let pointer = config.str_field("items_pointer").unwrap_or("");
-        let modified = config.str_field("modified_field").unwrap_or("updated_at");
-        let since = snapshot
-            .get("since")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let settings = PollSettings::from_config(config)?;
+        let previous = HighWater::from_snapshot(snapshot);
+        let mut mark = previous.clone();
         let http = ctx.http()?;
-        let mut request = http.request(Method::GET, path)?;
-        if let (Some(param), Some(since)) = (config.str_field("since_param"), since.as_deref()) {
-            request = request.query(&[(param, since)]);
-        }
-        let response = http.send(request).await?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(ProcessError::Response)?;
-        if !(200..300).contains(&status) {
-            return Err(ProcessError::Api {
+        let base_query = settings.base_query(&previous);
+        let first_url = http.url(&settings.path)?;
+
+        let mut next = settings.pagination.first();
+        let mut emitted_now: HashSet<String> = HashSet::new();
+        let (mut pages, mut skipped) = (0u64, 0usize);
+        loop {
+            let (builder, current) = match &next {
+                NextPage::Done => break,
+                NextPage::Path => (
+                    http.request(Method::GET, &settings.path)?
+                        .query(&base_query),
+                    None,
+                ),
+                NextPage::Param(param, value) => (
+                    http.request(Method::GET, &settings.path)?
+                        .query(&base_query)
+                        .query(&[(param, value)]),
+                    Some(value.clone()),
+                ),
+                NextPage::Url(url) => {
+                    if url.origin() != first_url.origin() {
+                        return Err(ProcessError::Api {
+                            status: 200,
+                            excerpt: format!(
+                                "the next-page link leads to another origin ({}); the access token is not sent there",
+                                url.origin().ascii_serialization()
+                            ),
+                        });
+                    }
+                    (http.request(Method::GET, url.as_str())?, None)
+                }
+            };
+            pages += 1;
+
+            let response = http.send(builder).await?;
+            let status = response.status().as_u16();
+            let url = response.url().clone();
+            let links: Vec<String> = response
+                .headers()
+                .get_all(LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect();
+            let bytes = response.bytes().await.map_err(ProcessError::Response)?;
+            if !(200..300).contains(&status) {
+                return Err(ProcessError::Api {
+                    status,
+                    excerpt: excerpt(&bytes),
+                });
+            }
+            let body: Value = serde_json::from_slice(&bytes).map_err(|e| ProcessError::Api {
                 status,
-                excerpt: crate::template::excerpt(&bytes),
-            });
-        }
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| ProcessError::Api {
-            status,
-            excerpt: format!("the body is not JSON: {e}"),
-        })?;
-        let items = body
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut high_water = since.clone();
-        for item in items {
-            let stamp = item
-                .get(modified)
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if since.is_some() && stamp <= since {
-                continue;
+                excerpt: format!("the body is not JSON ({e}): {}", excerpt(&bytes)),
+            })?;
+            let items = body
+                .pointer(&settings.items_pointer)
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    ProcessError::Config(format!(
+                        "`items_pointer` `{}` does not point at a list in the response of {}",
+                        settings.items_pointer,
+                        url.path()
+                    ))
+                })?;
+
+            // Check the whole page before emitting any of it.
+            let mut page = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                let modified = lookup(item, &settings.modified_field)
+                    .filter(|v| v.is_string() || v.is_number())
+                    .ok_or_else(|| {
+                        ProcessError::Config(format!(
+                            "item {index} of page {pages} has no `{}` (`modified_field`) string or number",
+                            settings.modified_field
+                        ))
+                    })?;
+                let id = lookup(item, &settings.id_field)
+                    .and_then(id_text)
+                    .unwrap_or_else(|| item.to_string());
+                page.push((item, modified, id));
             }
-            if stamp > high_water {
-                high_water = stamp;
+            for (item, modified, id) in page {
+                if !previous.admits(modified, &id) || !emitted_now.insert(id.clone()) {
+                    skipped += 1;
+                    continue;
+                }
+                ctx.emitter().data(Message::with_body(item.clone())).await?;
+                mark.advance(modified, &id);
             }
-            ctx.emitter().data(Message::with_body(item)).await?;
+
+            next = settings.pagination.next(
+                &PageSeen {
+                    url: &url,
+                    links: links.iter().map(String::as_str).collect(),
+                    body: &body,
+                    item_count: items.len(),
+                },
+                current.as_deref(),
+            );
+            if next != NextPage::Done && pages >= settings.max_pages {
+                tracing::warn!(
+                    message =
+                        "Stopped at the page bound; the next poll continues from the new mark.",
+                    max_pages = settings.max_pages
+                );
+                break;
+            }
         }
-        ctx.emitter()
-            .snapshot(json!({ "since": high_water }))
-            .await?;
+        tracing::info!(
+            message = "Poll finished.",
+            pages,
+            emitted = emitted_now.len(),
+            skipped
+        );
+        ctx.emitter().snapshot(mark.to_snapshot()).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(fields: Value) -> Result<PollSettings, ProcessError> {
+        PollSettings::from_config(&StepConfig::from_value(fields).unwrap())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = settings(json!({"path": "/items"})).unwrap();
+        assert_eq!(s.modified_field, DEFAULT_MODIFIED_FIELD);
+        assert_eq!(s.id_field, DEFAULT_ID_FIELD);
+        assert_eq!(s.max_pages, DEFAULT_MAX_PAGES);
+        assert_eq!(s.pagination, Pagination::None);
+        assert_eq!(s.since_param, None);
+        assert_eq!(s.page_size, None);
+    }
+
+    #[test]
+    fn the_base_query_carries_the_mark_and_the_page_size() {
+        let s =
+            settings(json!({"path": "/items", "since_param": "since", "page_size": "5"})).unwrap();
+        let mark = HighWater::from_snapshot(&json!({"since": "t1", "ids_at_since": ["a"]}));
+        assert_eq!(
+            s.base_query(&mark),
+            vec![
+                ("since".to_owned(), "t1".to_owned()),
+                ("per_page".to_owned(), "5".to_owned())
+            ]
+        );
+        assert_eq!(s.base_query(&HighWater::default()).len(), 1);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        for (fields, field) in [
+            (json!({}), "`path`"),
+            (
+                json!({"path": "/i", "items_pointer": "items"}),
+                "`items_pointer`",
+            ),
+            (json!({"path": "/i", "page_size": 0}), "`page_size`"),
+            (json!({"path": "/i", "page_size": "ten"}), "`page_size`"),
+            (json!({"path": "/i", "max_pages": -1}), "`max_pages`"),
+            (json!({"path": "/i", "pagination": "pages"}), "`pagination`"),
+        ] {
+            let error = settings(fields).unwrap_err();
+            assert!(matches!(error, ProcessError::Config(_)), "{error}");
+            assert!(error.to_string().contains(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn component_json_declares_every_field_the_trigger_reads() {
+        let descriptor: Value = serde_json::from_str(include_str!("../../component.json")).unwrap();
+        let declared = &descriptor["triggers"]["pollItems"]["fields"];
+        for field in FIELDS {
+            assert!(
+                declared.get(field).is_some(),
+                "component.json lacks `{field}`"
+            );
+        }
+        let declared: Vec<&String> = declared.as_object().unwrap().keys().collect();
+        for field in declared {
+            assert!(
+                FIELDS.contains(&field.as_str()),
+                "`{field}` is declared but not read"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_may_be_named_or_pointed_at() {
+        let item = json!({"id": 1, "meta": {"modified": "t"}});
+        assert_eq!(lookup(&item, "id"), Some(&json!(1)));
+        assert_eq!(lookup(&item, "/meta/modified"), Some(&json!("t")));
     }
 }

@@ -1,0 +1,380 @@
+//! Shared test bed: a unique exchange and queues on the real RabbitMQ, declared the way the
+//! platform would, plus a loopback OAuth2 token endpoint and API.
+
+#![allow(dead_code, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use component::crypto::{Encoding, MessageCipher};
+use component::secret::Password;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Value, json};
+
+pub const AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const CRYPTO_PASSWORD: &str = "testCryptoPassword-s3cr3t";
+pub const CRYPTO_IV: &str = "iv=any16_symbols";
+
+pub fn cipher() -> MessageCipher {
+    MessageCipher::new(&Password::new(CRYPTO_PASSWORD), CRYPTO_IV).unwrap()
+}
+
+/// One test's exchange, input queue and an `events` queue bound to every outgoing key and to
+/// the input's dead letters (key `dead`).
+pub struct Bed {
+    pub id: String,
+    pub connection: Connection,
+    pub channel: Channel,
+    pub exchange: String,
+    pub input: String,
+    pub events: String,
+}
+
+impl Bed {
+    pub async fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let connection = Connection::connect(AMQP_URI, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ runs on 127.0.0.1:5672");
+        let channel = connection.create_channel().await.unwrap();
+        let bed = Self {
+            exchange: format!("test-{id}:exchange"),
+            input: format!("test-{id}:messages"),
+            events: format!("test-{id}:events"),
+            id,
+            connection,
+            channel,
+        };
+        bed.channel
+            .exchange_declare(
+                bed.exchange.as_str().into(),
+                ExchangeKind::Direct,
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        // Rejected input is dead-lettered to the events queue, so a test sees rejections.
+        let mut dead_letter = FieldTable::default();
+        dead_letter.insert("x-dead-letter-exchange".into(), text(&bed.exchange));
+        dead_letter.insert("x-dead-letter-routing-key".into(), text(&bed.key("dead")));
+        for (queue, args) in [
+            (&bed.input, dead_letter),
+            (&bed.events, FieldTable::default()),
+        ] {
+            bed.channel
+                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+                .await
+                .unwrap();
+        }
+        for key in ["data", "error", "snapshot", "rebound", "keys", "dead"] {
+            bed.channel
+                .queue_bind(
+                    bed.events.as_str().into(),
+                    bed.exchange.as_str().into(),
+                    bed.key(key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        bed
+    }
+
+    pub fn key(&self, kind: &str) -> String {
+        format!("{}.{kind}", self.id)
+    }
+
+    /// The worker's environment for `function` with `cfg`.
+    pub fn vars(&self, function: &str, cfg: &Value) -> Vec<(String, String)> {
+        [
+            ("ELASTICIO_AMQP_URI", AMQP_URI.to_owned()),
+            ("ELASTICIO_LISTEN_MESSAGES_ON", self.input.clone()),
+            ("ELASTICIO_PUBLISH_MESSAGES_TO", self.exchange.clone()),
+            ("ELASTICIO_DATA_ROUTING_KEY", self.key("data")),
+            ("ELASTICIO_ERROR_ROUTING_KEY", self.key("error")),
+            ("ELASTICIO_SNAPSHOT_ROUTING_KEY", self.key("snapshot")),
+            ("ELASTICIO_REBOUND_ROUTING_KEY", self.key("rebound")),
+            ("ELASTICIO_UPDATE_KEYS_ROUTING_KEY", self.key("keys")),
+            ("ELASTICIO_FUNCTION", function.to_owned()),
+            (
+                "ELASTICIO_MESSAGE_CRYPTO_PASSWORD",
+                CRYPTO_PASSWORD.to_owned(),
+            ),
+            ("ELASTICIO_MESSAGE_CRYPTO_IV", CRYPTO_IV.to_owned()),
+            ("ELASTICIO_FLOW_ID", "flow-1".to_owned()),
+            ("ELASTICIO_EXEC_ID", "exec-1".to_owned()),
+            ("ELASTICIO_STEP_ID", "step_2".to_owned()),
+            ("ELASTICIO_USER_ID", "user-1".to_owned()),
+            ("ELASTICIO_COMP_ID", "comp-1".to_owned()),
+            ("ELASTICIO_CONTAINER_ID", "container-1".to_owned()),
+            ("ELASTICIO_WORKSPACE_ID", "workspace-1".to_owned()),
+            ("ELASTICIO_CFG", cfg.to_string()),
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "5".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Publishes raw bytes to the input queue, as the previous step would.
+    pub async fn send_raw(&self, body: &[u8], headers: FieldTable) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                self.input.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_headers(headers),
+            )
+            .await
+            .unwrap();
+        confirm.await.unwrap();
+    }
+
+    /// Publishes a message object encrypted in `encoding`, with a `messageId` header.
+    pub async fn send(&self, message: &Value, encoding: Encoding, message_id: &str) {
+        let body = cipher().encode(message.to_string().as_bytes(), encoding);
+        let mut headers = FieldTable::default();
+        headers.insert("messageId".into(), text(message_id));
+        if encoding == Encoding::Raw {
+            headers.insert("protocolVersion".into(), AMQPValue::LongLongInt(2));
+        }
+        self.send_raw(&body, headers).await;
+    }
+
+    /// Waits until `n` messages were published to the events queue, then a little longer to
+    /// catch extras; returns them all, in order.
+    pub async fn collect(&self, n: usize, timeout: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        let mut quiet_until: Option<Instant> = None;
+        loop {
+            match self
+                .channel
+                .basic_get(
+                    self.events.as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                Some(message) => got.push(message.delivery),
+                None => {
+                    let now = Instant::now();
+                    if got.len() >= n {
+                        let until = *quiet_until.get_or_insert(now + Duration::from_millis(400));
+                        if now >= until {
+                            return got;
+                        }
+                    } else if now >= deadline {
+                        return got;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    /// Messages ready in the input queue (not counting unacked ones).
+    pub async fn input_ready(&self) -> u32 {
+        self.channel
+            .queue_declare(
+                self.input.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+    }
+
+    pub async fn cleanup(self) {
+        for queue in [&self.input, &self.events] {
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = self
+            .channel
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+pub fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(value.into())
+}
+
+pub fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(name))
+}
+
+pub fn header_text(delivery: &Delivery, name: &str) -> Option<String> {
+    header(delivery, name).and_then(component::amqp::headers::text_of)
+}
+
+pub fn header_int(delivery: &Delivery, name: &str) -> Option<i64> {
+    header(delivery, name).and_then(component::amqp::headers::int_of)
+}
+
+/// Decrypts a data or updateKeys body according to its protocolVersion header.
+pub fn decrypt(delivery: &Delivery) -> Value {
+    let encoding = Encoding::from_protocol_version(header_int(delivery, "protocolVersion"));
+    let plain = cipher().decode(&delivery.data, encoding).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// Decrypts one base64 field of an error body.
+pub fn decrypt_field(text: &str) -> Value {
+    let plain = cipher().decode(text.as_bytes(), Encoding::Base64).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+pub fn routing_keys(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries
+        .iter()
+        .map(|d| {
+            d.routing_key
+                .as_str()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A loopback OAuth2 provider: `/token` rotates `at-N`/`rt-N`, `/items/{n}` wants the current
+/// access token and answers `{"n": n}` after `delay_ms`.
+#[derive(Clone, Default)]
+pub struct Provider {
+    pub inner: Arc<Mutex<ProviderState>>,
+}
+
+#[derive(Default)]
+pub struct ProviderState {
+    pub generation: u32,
+    pub refreshes: u32,
+    pub delay_ms: u64,
+    pub calls: Vec<(u64, String)>,
+}
+
+impl Provider {
+    pub fn state(&self) -> std::sync::MutexGuard<'_, ProviderState> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Serves on a loopback port; returns the base URL.
+    pub async fn serve(&self) -> String {
+        let app = axum::Router::new()
+            .route("/token", post(token))
+            .route("/items/{n}", get(item))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+}
+
+async fn token(
+    State(provider): State<Provider>,
+    axum::Form(form): axum::Form<BTreeMap<String, String>>,
+) -> impl IntoResponse {
+    let mut state = provider.state();
+    let expected = format!("rt-{}", state.generation);
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+        || form.get("refresh_token") != Some(&expected)
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        );
+    }
+    state.generation += 1;
+    state.refreshes += 1;
+    let n = state.generation;
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "access_token": format!("at-{n}"),
+            "refresh_token": format!("rt-{n}"),
+            "expires_in": 3600,
+            "token_type": "Bearer",
+            "scope": "items.read",
+            "instance_url": "https://eu.example"
+        })),
+    )
+}
+
+async fn item(
+    State(provider): State<Provider>,
+    Path(n): Path<u64>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let (current, delay) = {
+        let state = provider.state();
+        (format!("Bearer at-{}", state.generation), state.delay_ms)
+    };
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if auth != current {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_token"})),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    provider.state().calls.push((n, auth));
+    (StatusCode::OK, axum::Json(json!({ "n": n })))
+}
+
+/// A `request` step config against `base`, with a token set that expired an hour ago when
+/// `expired`, else one good for an hour.
+pub fn request_config(base: &str, expired: bool) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = if expired { now - 3600 } else { now + 3600 };
+    json!({
+        "oauth": {"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 3600,
+                  "token_type": "Bearer", "expires_at": expires_at},
+        "client_id": "client-1",
+        "client_secret": "client-s3cr3t",
+        "token_uri": format!("{base}/token"),
+        "api_base_url": base,
+        "method": "GET",
+        "path": "/items/{n}",
+        "_account": "account-1"
+    })
+}

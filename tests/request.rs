@@ -1,0 +1,237 @@
+//! The `request` action against the sandbox API: templating, headers and query, response
+//! shapes, rebounds and errors.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use component::event::{Event, EventKind, Rebound};
+use component::sandbox::GrantState;
+use component::step::Outcome;
+use serde_json::{Value, json};
+
+fn only_data(outcome: Outcome, events: &[Event]) -> Value {
+    assert_eq!(outcome, Outcome::Completed, "{events:?}");
+    let data = data(events);
+    assert_eq!(data.len(), 1, "{events:?}");
+    data[0].clone()
+}
+
+fn failure(outcome: Outcome) -> component::event::ErrorReport {
+    match outcome {
+        Outcome::Failed { report, .. } => report,
+        Outcome::Completed => panic!("the request should fail"),
+    }
+}
+
+#[tokio::test]
+async fn path_placeholders_are_filled_from_the_body_and_percent_encoded() {
+    let sandbox = sandbox().await;
+    let step = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "post", "path": "/echo/items/{id}/notes/{n}"}),
+    );
+    let body = json!({"id": "a b/c?d#é", "n": 7, "text": "hello"});
+    let (outcome, events) = run(&step, body.clone(), &json!({})).await;
+    let out = only_data(outcome, &events);
+    assert_eq!(out["status"], json!(200));
+    assert_eq!(out["headers"]["content-type"], json!("application/json"));
+    assert_eq!(
+        out["body"],
+        json!({
+            "method": "POST",
+            "path": "/api/echo/items/a%20b%2Fc%3Fd%23%C3%A9/notes/7",
+            "query": null,
+            "content_type": "application/json",
+            "x_request_tag": null,
+            "body": body,
+        })
+    );
+}
+
+#[tokio::test]
+async fn extra_headers_and_query_from_json_text_are_sent() {
+    let sandbox = sandbox().await;
+    let step = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({
+            "method": "GET",
+            "path": "/echo/search",
+            "headers": "{\"X-Request-Tag\": \"tag-1\"}",
+            "query": "{\"q\": \"a b&c\", \"n\": 2, \"tag\": [\"x\", \"y\"]}",
+        }),
+    );
+    let (outcome, events) = run(&step, json!({"ignored": true}), &json!({})).await;
+    let out = only_data(outcome, &events);
+    assert_eq!(out["body"]["query"], json!("q=a+b%26c&n=2&tag=x&tag=y"));
+    assert_eq!(out["body"]["x_request_tag"], json!("tag-1"));
+    assert_eq!(out["body"]["body"], Value::Null, "a GET carries no body");
+}
+
+#[tokio::test]
+async fn a_missing_placeholder_field_is_an_input_error_and_nothing_is_sent() {
+    let sandbox = sandbox().await;
+    let step = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "DELETE", "path": "/echo/items/{id}"}),
+    );
+    let (outcome, _) = run(&step, json!({"name": "x"}), &json!({})).await;
+    let report = failure(outcome);
+    assert_eq!(report.name, "InvalidInput");
+    assert_eq!(
+        report.message,
+        "the input message is invalid: the message body has no field `id` for the path `/echo/items/{id}`"
+    );
+    assert_eq!(sandbox.api_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_429_becomes_a_rebound_carrying_retry_after() {
+    let sandbox = sandbox().await;
+    let post = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "POST", "path": "/echo/items"}),
+    );
+    sandbox.fail_api_calls(&[429]);
+    let (outcome, events) = run(&post, json!({"a": 1}), &json!({})).await;
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(
+        events,
+        vec![Event::Rebound(Rebound {
+            reason: "the API answered HTTP 429 Too Many Requests".into(),
+            retry_after_ms: Some(1000),
+        })]
+    );
+
+    let get = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "GET", "path": "/status/429?retry_after=7"}),
+    );
+    let (_, events) = run(&get, json!({}), &json!({})).await;
+    assert_eq!(
+        events,
+        vec![Event::Rebound(Rebound {
+            reason: "the API answered HTTP 429 Too Many Requests".into(),
+            retry_after_ms: Some(7000),
+        })]
+    );
+}
+
+#[tokio::test]
+async fn a_503_becomes_a_rebound_and_an_http_date_counts_from_now() {
+    let sandbox = sandbox().await;
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+    let path = format!(
+        "/status/503?retry_after={}",
+        url::form_urlencoded::byte_serialize(date.as_bytes()).collect::<String>()
+    );
+    let step = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "GET", "path": path}),
+    );
+    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(events.len(), 1);
+    let Event::Rebound(rebound) = &events[0] else {
+        panic!("a rebound, got {events:?}");
+    };
+    assert_eq!(
+        rebound.reason,
+        "the API answered HTTP 503 Service Unavailable"
+    );
+    let wait = rebound.retry_after_ms.expect("a wait");
+    assert!((118_000..=120_000).contains(&wait), "{wait}");
+}
+
+#[tokio::test]
+async fn other_statuses_fail_naming_the_status_and_a_body_excerpt() {
+    let sandbox = sandbox().await;
+    for (code, reason) in [(404, "Not Found"), (500, "Internal Server Error")] {
+        let step = step(
+            &sandbox,
+            "request",
+            GrantState::Valid,
+            json!({"method": "GET", "path": format!("/status/{code}")}),
+        );
+        let (outcome, events) = run(&step, json!({}), &json!({})).await;
+        let report = failure(outcome);
+        assert_eq!(report.name, "ApiError");
+        assert_eq!(
+            report.message,
+            format!(r#"the API answered HTTP {code}: {{"error":"{reason}"}}"#)
+        );
+        assert_eq!(count(&events, EventKind::Error), 1);
+        assert_eq!(count(&events, EventKind::Rebound), 0);
+    }
+}
+
+#[tokio::test]
+async fn text_bodies_are_emitted_as_text_and_empty_ones_as_null() {
+    let sandbox = sandbox().await;
+    let csv = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "GET", "path": "/report.csv"}),
+    );
+    let (outcome, events) = run(&csv, json!({}), &json!({})).await;
+    let out = only_data(outcome, &events);
+    assert_eq!(out["body"], json!("id,name\n1,first\n"));
+    assert_eq!(
+        out["headers"]["content-type"],
+        json!("text/csv; charset=utf-8")
+    );
+
+    let empty = step(
+        &sandbox,
+        "request",
+        GrantState::Valid,
+        json!({"method": "GET", "path": "/status/204"}),
+    );
+    let (outcome, events) = run(&empty, json!({}), &json!({})).await;
+    let out = only_data(outcome, &events);
+    assert_eq!(out["status"], json!(204));
+    assert_eq!(out["body"], Value::Null);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_and_the_call_replayed() {
+    let sandbox = sandbox().await;
+    let step = step(
+        &sandbox,
+        "request",
+        GrantState::ExpiredUnknown,
+        json!({"method": "PUT", "path": "/echo/items/{id}"}),
+    );
+    let (outcome, events) = run(&step, json!({"id": 5, "x": true}), &json!({})).await;
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(
+        events.iter().map(Event::kind).collect::<Vec<_>>(),
+        vec![EventKind::UpdateKeys, EventKind::Data]
+    );
+    assert_eq!(
+        data(&events)[0]["body"]["body"],
+        json!({"id": 5, "x": true})
+    );
+    assert_eq!(
+        traffic(&sandbox),
+        vec![
+            "PUT /api/echo/items/5 401",
+            "POST /oauth/token 200",
+            "PUT /api/echo/items/5 200",
+        ]
+    );
+}
