@@ -244,8 +244,15 @@ impl Worker {
             .decode(&delivery.data, encoding)
             .map_err(|error| error.to_string())
             .and_then(|plain| {
-                serde_json::from_slice::<Message>(&plain)
-                    .map_err(|error| format!("the decrypted body is not a message: {error}"))
+                // The position only: serde's message may quote the payload, which is never logged.
+                serde_json::from_slice::<Message>(&plain).map_err(|error| {
+                    format!(
+                        "the decrypted body is not a message object ({:?} error at line {}, column {})",
+                        error.classify(),
+                        error.line(),
+                        error.column()
+                    )
+                })
             });
         let thread_id = headers
             .thread_id
