@@ -45,6 +45,9 @@ pub fn fill_path(path: &str, body: &Value) -> Result<String, String> {
 /// The start of a body, as text, for error messages.
 pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        return "(empty body)".to_owned();
+    }
     let mut excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
     if text.chars().count() > EXCERPT_CHARS {
         excerpt.push('…');
@@ -79,5 +82,6 @@ mod tests {
     fn excerpts_are_bounded() {
         let long = "x".repeat(1000);
         assert_eq!(excerpt(long.as_bytes()).chars().count(), EXCERPT_CHARS + 1);
+        assert_eq!(excerpt(b""), "(empty body)");
     }
 }

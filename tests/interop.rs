@@ -46,3 +46,320 @@ async fn a_node_step_reads_what_the_harness_encrypts_and_answers_in_kind() {
     node.kill().await;
     flow.cleanup().await;
 }
+
+/// A flow of three steps, A (Node) → B (ours, the `request` action) → C (Node), with taps on
+/// A's and B's output, B's updateKeys and every error key.
+struct Chain {
+    flow: Flow,
+    api: PlatformApi,
+    sandbox: component::sandbox::Sandbox,
+    grant: serde_json::Value,
+    a_in: String,
+    b_in: String,
+    c_in: String,
+    out: String,
+    tap_a: String,
+    tap_b: String,
+    keys: String,
+    errors: String,
+}
+
+impl Chain {
+    async fn new(passthrough: bool, b_path: &str) -> Self {
+        use component::sandbox::{GrantState, Sandbox, SandboxOptions};
+        let flow = Flow::new().await;
+        let api = PlatformApi::start().await;
+        let extras = json!({"instance_url": "https://eu7.example.test"});
+        let sandbox = Sandbox::start(SandboxOptions {
+            extras: extras.as_object().cloned().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let grant = sandbox.issue_grant(GrantState::ExpiredUnknown);
+        let b_config =
+            sandbox.step_config(grant.clone(), json!({"method": "POST", "path": b_path}));
+        api.set_step(&flow.flow_id, "step_a", json!({}), passthrough);
+        api.set_step(&flow.flow_id, "step_b", b_config, passthrough);
+        api.set_step(&flow.flow_id, "step_c", json!({}), passthrough);
+        let a_in = flow.queue("a", &[]).await;
+        let b_in = flow.queue("b", &[flow.key("step_a", "message")]).await;
+        let c_in = flow.queue("c", &[flow.key("step_b", "message")]).await;
+        let out = flow.queue("out", &[flow.key("step_c", "message")]).await;
+        let tap_a = flow.queue("tap-a", &[flow.key("step_a", "message")]).await;
+        let tap_b = flow.queue("tap-b", &[flow.key("step_b", "message")]).await;
+        let keys = flow
+            .queue("keys", &[flow.key("step_b", "updateKeys")])
+            .await;
+        let error_keys: Vec<String> = ["step_a", "step_b", "step_c"]
+            .iter()
+            .map(|s| flow.key(s, "error"))
+            .collect();
+        let errors = flow.queue("errors", &error_keys).await;
+        Self {
+            flow,
+            api,
+            sandbox,
+            grant,
+            a_in,
+            b_in,
+            c_in,
+            out,
+            tap_a,
+            tap_b,
+            keys,
+            errors,
+        }
+    }
+
+    fn step(&self, step_id: &str, listen: &str, protocol_version: i64) -> Vec<(String, String)> {
+        let function = if step_id == "step_b" {
+            "request"
+        } else {
+            "echo"
+        };
+        let spec = StepSpec {
+            step_id,
+            function,
+            listen,
+            protocol_version,
+            extra_env: vec![],
+        };
+        step_env(&self.flow, &self.api, &spec)
+    }
+
+    fn start_a(&self, protocol_version: i64) -> StepProcess {
+        StepProcess::node("node-a", self.step("step_a", &self.a_in, protocol_version))
+    }
+
+    fn start_b(&self, protocol_version: i64) -> StepProcess {
+        StepProcess::ours("rust-b", self.step("step_b", &self.b_in, protocol_version))
+    }
+
+    fn start_c(&self, protocol_version: i64) -> StepProcess {
+        StepProcess::node("node-c", self.step("step_c", &self.c_in, protocol_version))
+    }
+
+    async fn send_inputs(&self, n: usize, protocol_version: i64) {
+        for i in 0..n {
+            let message = json!({"id": format!("in-{i}"), "body": {"n": i}, "headers": {}});
+            let (id, thread) = (format!("in-{i}"), format!("thread-{i}"));
+            self.flow
+                .send(
+                    &self.a_in,
+                    &message,
+                    protocol_version,
+                    &[("messageId", &id), ("threadId", &thread)],
+                )
+                .await;
+        }
+    }
+}
+
+fn logs(steps: &[&StepProcess]) -> String {
+    steps
+        .iter()
+        .map(|s| format!("--- {} ---\n{}", s.name, s.output()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs three inputs through A → B → C and checks everything that crosses the wire.
+async fn run_chain(protocols: [i64; 3], passthrough: bool) {
+    const N: usize = 3;
+    let chain = Chain::new(passthrough, "/echo/{n}").await;
+    let [pa, pb, pc] = protocols;
+    let (mut a, mut b, mut c) = (chain.start_a(pa), chain.start_b(pb), chain.start_c(pc));
+    chain.send_inputs(N, 1).await;
+
+    let outputs = chain.flow.take(&chain.out, N, WAIT).await;
+    let taps_a = chain.flow.take(&chain.tap_a, N, WAIT).await;
+    let taps_b = chain.flow.take(&chain.tap_b, N, WAIT).await;
+    for output in &outputs {
+        assert_eq!(
+            output.header_int("protocolVersion"),
+            Some(pc),
+            "C writes its own protocol version"
+        );
+        let message = output.decrypted();
+        let result = &message["body"];
+        let n = result["body"]["body"]["n"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("unexpected {message}\n{}", logs(&[&a, &b, &c])));
+        assert_eq!(result["status"], json!(200));
+        assert_eq!(result["body"]["method"], json!("POST"));
+        assert_eq!(result["body"]["path"], json!(format!("/api/echo/{n}")));
+        assert_eq!(
+            output.header_str("threadId"),
+            Some(format!("thread-{n}")),
+            "threadId is carried from A to C"
+        );
+
+        let hop_b = taps_b
+            .iter()
+            .find(|t| t.decrypted()["body"]["body"]["body"]["n"] == json!(n))
+            .unwrap();
+        assert_eq!(hop_b.header_int("protocolVersion"), Some(pb));
+        assert_eq!(hop_b.header_str("threadId"), Some(format!("thread-{n}")));
+        let hop_a = taps_a
+            .iter()
+            .find(|t| t.decrypted()["body"]["n"] == json!(n))
+            .unwrap();
+        assert_eq!(hop_a.header_str("parentMessageId"), Some(format!("in-{n}")));
+        assert_eq!(
+            hop_b.header_str("parentMessageId"),
+            hop_a.header_str("messageId"),
+            "B's parent is A's message"
+        );
+        assert_eq!(
+            output.header_str("parentMessageId"),
+            hop_b.header_str("messageId"),
+            "C's parent is B's message"
+        );
+        assert_eq!(hop_b.header_str("stepId").as_deref(), Some("step_b"));
+
+        if passthrough {
+            let carried = &message["passthrough"];
+            assert_eq!(carried["step_a"]["body"], json!({"n": n}), "{message}");
+            assert_eq!(carried["step_b"]["body"]["status"], json!(200), "{message}");
+        }
+    }
+
+    // Exactly one refresh for the whole run, published once, whole, on B's updateKeys key.
+    let keys = chain.flow.take(&chain.keys, 1, WAIT).await.remove(0);
+    assert!(
+        chain
+            .flow
+            .next(&chain.keys, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "one updateKeys only"
+    );
+    assert_eq!(chain.sandbox.token_requests(), 1);
+    assert_eq!(
+        keys.header_str("accountId").as_deref(),
+        Some("sandbox-account")
+    );
+    assert_eq!(keys.header_str("keysEvent").as_deref(), Some("updateKeys"));
+    let oauth = &keys.decrypted()["oauth"];
+    assert_ne!(oauth["access_token"], chain.grant["access_token"]);
+    assert_ne!(oauth["refresh_token"], chain.grant["refresh_token"]);
+    assert_eq!(oauth["instance_url"], json!("https://eu7.example.test"));
+    assert!(
+        chain
+            .flow
+            .next(&chain.errors, Duration::from_millis(100))
+            .await
+            .is_none(),
+        "no errors"
+    );
+
+    for step in [&mut a, &mut b, &mut c] {
+        step.kill().await;
+    }
+    chain.flow.cleanup().await;
+}
+
+#[tokio::test]
+async fn node_then_ours_then_node_with_protocol_v1() {
+    run_chain([1, 1, 1], false).await;
+}
+
+#[tokio::test]
+async fn node_then_ours_then_node_with_protocol_v2() {
+    run_chain([2, 2, 2], false).await;
+}
+
+#[tokio::test]
+async fn node_then_ours_then_node_with_mixed_protocol_versions() {
+    run_chain([2, 1, 2], false).await;
+    run_chain([1, 2, 1], false).await;
+}
+
+#[tokio::test]
+async fn node_then_ours_then_node_with_passthrough() {
+    run_chain([1, 2, 1], true).await;
+}
+
+#[tokio::test]
+async fn an_error_in_our_step_is_read_by_a_node_error_handler() {
+    let chain = Chain::new(false, "/missing/{n}").await;
+    let (mut a, mut b) = (chain.start_a(2), chain.start_b(2));
+    chain.send_inputs(1, 1).await;
+    let error = chain.flow.take(&chain.errors, 1, WAIT).await.remove(0);
+    assert_eq!(error.routing_key, chain.flow.key("step_b", "error"));
+
+    // The platform's error queue feeds a custom error-handler step: a Node step with
+    // ELASTICIO_INPUT_FORMAT=error, which decrypts `error` and `errorInput`.
+    let handler_in = chain.flow.queue("handler", &[]).await;
+    let handler_out = chain
+        .flow
+        .queue("handler-out", &[chain.flow.key("step_h", "message")])
+        .await;
+    chain
+        .api
+        .set_step(&chain.flow.flow_id, "step_h", json!({}), false);
+    let spec = StepSpec {
+        step_id: "step_h",
+        function: "echo",
+        listen: &handler_in,
+        protocol_version: 1,
+        extra_env: vec![("ELASTICIO_INPUT_FORMAT".into(), "error".into())],
+    };
+    let mut handler = StepProcess::node(
+        "node-error-handler",
+        step_env(&chain.flow, &chain.api, &spec),
+    );
+    chain.flow.send_raw(&handler_in, &error).await;
+    let handled = chain
+        .flow
+        .next(&handler_out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("the handler read nothing\n{}", logs(&[&a, &b, &handler])))
+        .decrypted();
+    let body = &handled["body"];
+    assert_eq!(body["error"]["name"], json!("ApiError"), "{handled}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("404"),
+        "{handled}"
+    );
+    assert_eq!(
+        body["errorInput"]["body"],
+        json!({"n": 0}),
+        "errorInput is the message B received: {handled}"
+    );
+    for step in [&mut a, &mut b, &mut handler] {
+        step.kill().await;
+    }
+    chain.flow.cleanup().await;
+}
+
+#[tokio::test]
+async fn outputs_wait_on_a_stopped_step_and_none_is_lost_when_it_starts() {
+    const N: usize = 5;
+    let chain = Chain::new(false, "/echo/{n}").await;
+    let (mut a, mut b) = (chain.start_a(1), chain.start_b(2));
+    chain.send_inputs(N, 1).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while chain.flow.depth(&chain.c_in).await < N as u32 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B's outputs never reached C's queue\n{}",
+            logs(&[&a, &b])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut c = chain.start_c(1);
+    let outputs = chain.flow.take(&chain.out, N, WAIT).await;
+    let mut seen: Vec<u64> = outputs
+        .iter()
+        .map(|o| o.decrypted()["body"]["body"]["body"]["n"].as_u64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..N as u64).collect::<Vec<_>>());
+    assert_eq!(chain.flow.depth(&chain.c_in).await, 0);
+    for step in [&mut a, &mut b, &mut c] {
+        step.kill().await;
+    }
+    chain.flow.cleanup().await;
+}

@@ -221,6 +221,29 @@ impl Flow {
         assert!(confirm.is_ack());
     }
 
+    /// Publishes a received message again, bytes and headers unchanged, into `queue`.
+    pub async fn send_raw(&self, queue: &str, message: &Received) {
+        let mut table = FieldTable::default();
+        for (name, value) in &message.headers {
+            table.insert(name.as_str().into(), value.clone());
+        }
+        let properties = BasicProperties::default().with_headers(table);
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                &message.body,
+                properties,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
     /// Takes the next message from `queue`, waiting up to `timeout`.
     pub async fn next(&self, queue: &str, timeout: Duration) -> Option<Received> {
         let deadline = Instant::now() + timeout;
