@@ -196,7 +196,7 @@ pub struct Settings {
 
 /// The environment cannot run a worker; lists every problem at once.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the worker environment is invalid:\n  - {}", problems.join("\n  - "))]
+#[error("the ELASTICIO_* environment is invalid:\n  - {}", problems.join("\n  - "))]
 pub struct SettingsError {
     /// One line per missing or malformed variable.
     pub problems: Vec<String>,
@@ -209,6 +209,17 @@ struct Reader {
 }
 
 impl Reader {
+    fn new(vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
+        Self {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
@@ -265,6 +276,152 @@ impl Reader {
             }
         }
     }
+    fn amqp_uri(&mut self) -> Option<AmqpUri> {
+        let raw = self.required("ELASTICIO_AMQP_URI");
+        match AmqpUri::parse(&raw) {
+            Ok(uri) => Some(uri),
+            Err(problem) if !raw.is_empty() => {
+                self.problems.push(format!("ELASTICIO_AMQP_URI {problem}"));
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn cipher(&mut self) -> Option<MessageCipher> {
+        let password = Password::new(self.required("ELASTICIO_MESSAGE_CRYPTO_PASSWORD"));
+        let iv = self.required("ELASTICIO_MESSAGE_CRYPTO_IV");
+        match MessageCipher::new(&password, &iv) {
+            Ok(cipher) => Some(cipher),
+            Err(BadIv(len)) => {
+                if !iv.is_empty() {
+                    self.problems.push(format!(
+                        "ELASTICIO_MESSAGE_CRYPTO_IV must be exactly 16 bytes, not {len}"
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    fn identities(&mut self) -> Identity {
+        Identity {
+            flow_id: self.identity("ELASTICIO_FLOW_ID"),
+            exec_id: self.identity("ELASTICIO_EXEC_ID"),
+            step_id: self.identity("ELASTICIO_STEP_ID"),
+            user_id: self.identity("ELASTICIO_USER_ID"),
+            comp_id: self.identity("ELASTICIO_COMP_ID"),
+            container_id: self.identity("ELASTICIO_CONTAINER_ID"),
+            workspace_id: self.identity("ELASTICIO_WORKSPACE_ID"),
+        }
+    }
+
+    fn protocol(&mut self) -> Encoding {
+        match self.number("ELASTICIO_PROTOCOL_VERSION", 1u8, 1) {
+            1 => Encoding::Base64,
+            2 => Encoding::Raw,
+            other => {
+                self.problems.push(format!(
+                    "ELASTICIO_PROTOCOL_VERSION must be 1 or 2, not {other}"
+                ));
+                Encoding::Base64
+            }
+        }
+    }
+
+    fn update_keys_routing_key(&self) -> String {
+        self.get("ELASTICIO_UPDATE_KEYS_ROUTING_KEY")
+            .unwrap_or(DEFAULT_UPDATE_KEYS_ROUTING_KEY)
+            .to_owned()
+    }
+
+    /// `ELASTICIO_AMQP_PUBLISH_RETRY_*`; unset attempts mean `default_attempts`.
+    fn publish_retry(&mut self, default_attempts: Option<u32>) -> PublishRetry {
+        let attempts = match self.get("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS") {
+            None => default_attempts,
+            Some("Infinity") => None,
+            Some(_) => Some(self.number("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", 0u32, 0)),
+        };
+        PublishRetry {
+            attempts,
+            delay: Duration::from_millis(self.number(
+                "ELASTICIO_AMQP_PUBLISH_RETRY_DELAY",
+                DEFAULT_PUBLISH_RETRY_DELAY_MS,
+                0,
+            )),
+            max_delay: Duration::from_millis(self.number(
+                "ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY",
+                DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS,
+                0,
+            )),
+        }
+    }
+}
+
+/// What publishing `updateKeys` alone takes: the AMQP side of `verify_credentials`, which
+/// runs outside any flow and so has no queue, function or routing keys of its own.
+#[derive(Clone, Debug)]
+pub struct KeysSettings {
+    /// `ELASTICIO_AMQP_URI`.
+    pub amqp_uri: AmqpUri,
+    /// `ELASTICIO_PUBLISH_MESSAGES_TO`.
+    pub publish_messages_to: String,
+    /// `ELASTICIO_UPDATE_KEYS_ROUTING_KEY`.
+    pub update_keys_routing_key: String,
+    /// `ELASTICIO_MESSAGE_CRYPTO_PASSWORD` and `_IV`.
+    pub cipher: MessageCipher,
+    /// `ELASTICIO_PROTOCOL_VERSION`.
+    pub protocol: Encoding,
+    /// The identity headers.
+    pub identity: Identity,
+    /// `ELASTICIO_AMQP_PUBLISH_RETRY_*`; three retries unless set, so that a check ends.
+    pub publish_retry: PublishRetry,
+    /// `ELASTICIO_AMQP_PERSISTENT_MESSAGES`.
+    pub persistent_messages: bool,
+}
+
+/// Publish retries of `verify_credentials` when `ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS` is
+/// unset: a check must end, unlike a worker that may wait for a full queue to drain.
+pub const DEFAULT_KEYS_PUBLISH_RETRY_ATTEMPTS: u32 = 3;
+
+impl KeysSettings {
+    /// Reads the process environment; `None` when `ELASTICIO_AMQP_URI` is not set.
+    pub fn from_env() -> Result<Option<Self>, SettingsError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables; `None` when `ELASTICIO_AMQP_URI` is not among them.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Result<Option<Self>, SettingsError> {
+        let mut r = Reader::new(vars);
+        if r.get("ELASTICIO_AMQP_URI").is_none() {
+            return Ok(None);
+        }
+        let amqp_uri = r.amqp_uri();
+        let publish_messages_to = r.required("ELASTICIO_PUBLISH_MESSAGES_TO");
+        let update_keys_routing_key = r.update_keys_routing_key();
+        let cipher = r.cipher();
+        let protocol = r.protocol();
+        let identity = r.identities();
+        let publish_retry = r.publish_retry(Some(DEFAULT_KEYS_PUBLISH_RETRY_ATTEMPTS));
+        let persistent_messages = r.flag("ELASTICIO_AMQP_PERSISTENT_MESSAGES");
+        match (amqp_uri, cipher) {
+            (Some(amqp_uri), Some(cipher)) if r.problems.is_empty() => Ok(Some(Self {
+                amqp_uri,
+                publish_messages_to,
+                update_keys_routing_key,
+                cipher,
+                protocol,
+                identity,
+                publish_retry,
+                persistent_messages,
+            })),
+            _ => Err(SettingsError {
+                problems: r.problems,
+            }),
+        }
+    }
 }
 
 impl Settings {
@@ -277,68 +434,21 @@ impl Settings {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Result<Self, SettingsError> {
-        let mut r = Reader {
-            vars: vars
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            problems: Vec::new(),
-            warnings: Vec::new(),
-        };
-        let amqp_uri = r.required("ELASTICIO_AMQP_URI");
-        let amqp_uri = match AmqpUri::parse(&amqp_uri) {
-            Ok(uri) => Some(uri),
-            Err(problem) if !amqp_uri.is_empty() => {
-                r.problems.push(format!("ELASTICIO_AMQP_URI {problem}"));
-                None
-            }
-            Err(_) => None,
-        };
+        let mut r = Reader::new(vars);
+        let amqp_uri = r.amqp_uri();
         let listen_messages_on = r.required("ELASTICIO_LISTEN_MESSAGES_ON");
         let publish_messages_to = r.required("ELASTICIO_PUBLISH_MESSAGES_TO");
         let data_routing_key = r.required("ELASTICIO_DATA_ROUTING_KEY");
         let error_routing_key = r.required("ELASTICIO_ERROR_ROUTING_KEY");
         let snapshot_routing_key = r.required("ELASTICIO_SNAPSHOT_ROUTING_KEY");
         let rebound_routing_key = r.required("ELASTICIO_REBOUND_ROUTING_KEY");
-        let update_keys_routing_key = r
-            .get("ELASTICIO_UPDATE_KEYS_ROUTING_KEY")
-            .unwrap_or(DEFAULT_UPDATE_KEYS_ROUTING_KEY)
-            .to_owned();
+        let update_keys_routing_key = r.update_keys_routing_key();
         let function = r.required("ELASTICIO_FUNCTION");
-        let password = Password::new(r.required("ELASTICIO_MESSAGE_CRYPTO_PASSWORD"));
-        let iv = r.required("ELASTICIO_MESSAGE_CRYPTO_IV");
-        let cipher = match MessageCipher::new(&password, &iv) {
-            Ok(cipher) => Some(cipher),
-            Err(BadIv(len)) => {
-                if !iv.is_empty() {
-                    r.problems.push(format!(
-                        "ELASTICIO_MESSAGE_CRYPTO_IV must be exactly 16 bytes, not {len}"
-                    ));
-                }
-                None
-            }
-        };
-        let identity = Identity {
-            flow_id: r.identity("ELASTICIO_FLOW_ID"),
-            exec_id: r.identity("ELASTICIO_EXEC_ID"),
-            step_id: r.identity("ELASTICIO_STEP_ID"),
-            user_id: r.identity("ELASTICIO_USER_ID"),
-            comp_id: r.identity("ELASTICIO_COMP_ID"),
-            container_id: r.identity("ELASTICIO_CONTAINER_ID"),
-            workspace_id: r.identity("ELASTICIO_WORKSPACE_ID"),
-        };
+        let cipher = r.cipher();
+        let identity = r.identities();
         let step_source = Self::step_source(&mut r);
         let prefetch = r.number("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", DEFAULT_PREFETCH, 1);
-        let protocol = match r.number("ELASTICIO_PROTOCOL_VERSION", 1u8, 1) {
-            1 => Encoding::Base64,
-            2 => Encoding::Raw,
-            other => {
-                r.problems.push(format!(
-                    "ELASTICIO_PROTOCOL_VERSION must be 1 or 2, not {other}"
-                ));
-                Encoding::Base64
-            }
-        };
+        let protocol = r.protocol();
         let persistent_messages = r.flag("ELASTICIO_AMQP_PERSISTENT_MESSAGES");
         let rebound_limit = r.number("ELASTICIO_REBOUND_LIMIT", DEFAULT_REBOUND_LIMIT, 0);
         let rebound_initial_expiration = Duration::from_millis(r.number(
@@ -351,23 +461,7 @@ impl Settings {
             DEFAULT_OUTGOING_MESSAGE_SIZE_LIMIT,
             1,
         );
-        let attempts = match r.get("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS") {
-            None | Some("Infinity") => None,
-            Some(_) => Some(r.number("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", 0u32, 0)),
-        };
-        let publish_retry = PublishRetry {
-            attempts,
-            delay: Duration::from_millis(r.number(
-                "ELASTICIO_AMQP_PUBLISH_RETRY_DELAY",
-                DEFAULT_PUBLISH_RETRY_DELAY_MS,
-                0,
-            )),
-            max_delay: Duration::from_millis(r.number(
-                "ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY",
-                DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS,
-                0,
-            )),
-        };
+        let publish_retry = r.publish_retry(None);
         let no_self_passthrough = r.flag("ELASTICIO_NO_SELF_PASSTRHOUGH");
         match (amqp_uri, cipher, step_source) {
             (Some(amqp_uri), Some(cipher), Some(step_source)) if r.problems.is_empty() => {
@@ -562,6 +656,41 @@ mod tests {
         assert!(printed.contains("5672"), "{printed}");
         let printed = format!("{:?}", Settings::from_vars(minimal()).unwrap());
         assert!(!printed.contains("cfgSekrit"), "{printed}");
+    }
+
+    #[test]
+    fn keys_settings_are_absent_without_an_amqp_uri_and_complete_with_one() {
+        assert!(
+            KeysSettings::from_vars([("ELASTICIO_CFG", "{}")])
+                .unwrap()
+                .is_none()
+        );
+        let error =
+            KeysSettings::from_vars([("ELASTICIO_AMQP_URI", "amqp://u:p@h/v")]).unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "ELASTICIO_PUBLISH_MESSAGES_TO is missing",
+                "ELASTICIO_MESSAGE_CRYPTO_PASSWORD is missing",
+                "ELASTICIO_MESSAGE_CRYPTO_IV is missing",
+            ]
+        );
+        let keys = KeysSettings::from_vars([
+            ("ELASTICIO_AMQP_URI", "amqp://u:p@h/v"),
+            ("ELASTICIO_PUBLISH_MESSAGES_TO", "exchange"),
+            ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "pw"),
+            ("ELASTICIO_MESSAGE_CRYPTO_IV", "0123456789abcdef"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            keys.update_keys_routing_key,
+            DEFAULT_UPDATE_KEYS_ROUTING_KEY
+        );
+        assert_eq!(
+            keys.publish_retry.attempts,
+            Some(DEFAULT_KEYS_PUBLISH_RETRY_ATTEMPTS)
+        );
     }
 
     #[test]

@@ -6,5 +6,6 @@
 pub mod connection;
 pub mod consumer;
 pub mod headers;
+pub mod keys;
 pub mod publisher;
 pub mod sink;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::headers::{self, IncomingHeaders, MESSAGE_ID, PROTOCOL_VERSION, int_value, text_value};
 use super::publisher::{Outgoing, Publisher, json_properties};
-use crate::crypto::Encoding;
+use crate::crypto::{Encoding, MessageCipher};
 use crate::emitter::{EmitError, EventSink};
 use crate::event::{ErrorReport, Event, EventKind, Keys, Rebound};
 use crate::message::Message;
@@ -205,23 +205,24 @@ impl DeliverySink {
     }
 
     fn update_keys(&self, keys: &Keys) -> Result<Outgoing, EmitError> {
-        // The token set leaves the process here, encrypted, for the platform to persist.
-        let body = self.encode(EventKind::UpdateKeys, keys.expose_json())?;
-        let mut table = self.headers(&uuid::Uuid::new_v4().to_string());
-        table.insert(
-            PROTOCOL_VERSION.into(),
-            int_value(self.settings().protocol.protocol_version()),
+        let settings = self.settings();
+        let outgoing = update_keys_message(
+            keys,
+            &settings.cipher,
+            settings.protocol,
+            &settings.update_keys_routing_key,
+            self.wire.account.as_deref(),
+            self.headers(&uuid::Uuid::new_v4().to_string()),
         );
-        table.insert(
-            "accountId".into(),
-            text_value(self.wire.account.as_deref().unwrap_or_default()),
-        );
-        table.insert("keysEvent".into(), text_value("updateKeys"));
-        Ok(Outgoing {
-            routing_key: self.settings().update_keys_routing_key.clone(),
-            body,
-            properties: json_properties(table),
-        })
+        let limit = settings.outgoing_message_size_limit;
+        if outgoing.body.len() > limit {
+            return Err(EmitError::TooLarge {
+                kind: EventKind::UpdateKeys,
+                size: outgoing.body.len(),
+                limit,
+            });
+        }
+        Ok(outgoing)
     }
 
     fn rebound(&self, rebound: &Rebound) -> Result<Outgoing, EmitError> {
@@ -263,6 +264,31 @@ impl DeliverySink {
                 .with_headers(table)
                 .with_expiration(expiration.to_string().into()),
         })
+    }
+}
+
+/// The wire form of an `updateKeys` event (DESIGN.md section 4): the keys encrypted like a
+/// data message, with `protocolVersion`, `accountId` and `keysEvent` added to `headers`.
+pub fn update_keys_message(
+    keys: &Keys,
+    cipher: &MessageCipher,
+    protocol: Encoding,
+    routing_key: &str,
+    account: Option<&str>,
+    mut headers: FieldTable,
+) -> Outgoing {
+    // The token set leaves the process here, encrypted, for the platform to persist.
+    let body = cipher.encode(keys.expose_json().to_string().as_bytes(), protocol);
+    headers.insert(
+        PROTOCOL_VERSION.into(),
+        int_value(protocol.protocol_version()),
+    );
+    headers.insert("accountId".into(), text_value(account.unwrap_or_default()));
+    headers.insert("keysEvent".into(), text_value("updateKeys"));
+    Outgoing {
+        routing_key: routing_key.to_owned(),
+        body,
+        properties: json_properties(headers),
     }
 }
 

@@ -2,15 +2,20 @@
 //!
 //! Reads the config (`--config FILE`, else `ELASTICIO_CFG`, else stdin), runs
 //! [`component::verify::verify_credentials`], prints one JSON object on stdout and, when
-//! `ELASTICIO_POST_RESULT_URL` is set, POSTs the answer there. Exit 0 verified, 1 not verified
-//! (or the result could not be POSTed), 2 unusable input. Logs go to stderr.
+//! `ELASTICIO_POST_RESULT_URL` is set, POSTs the answer there; with the `ELASTICIO_AMQP_*`
+//! variables set, refreshed keys are also published as an `updateKeys` message. Exit 0
+//! verified, 1 not verified (or the result could not be POSTed), 2 unusable input. Logs go to
+//! stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use component::amqp::keys::KeysPublisher;
+use component::settings::KeysSettings;
 use component::verify::{
     CFG_ENV, ConfigSource, DEFAULT_TIMEOUT, POST_RESULT_URL_ENV, ResultUrl, VerifyOptions,
     service_error, verify_credentials,
@@ -103,11 +108,23 @@ async fn main() -> ExitCode {
         }
     };
 
-    // The worker's AMQP publisher joins here as `options.with_keys_sink(...)` when the
-    // ELASTICIO_AMQP_* variables are set, so refreshed keys also go out as `updateKeys`.
-    let options = VerifyOptions::default().with_timeout(timeout);
+    // With the ELASTICIO_AMQP_* variables set, refreshed keys also go out as `updateKeys`.
+    let keys_publisher = match KeysSettings::from_env() {
+        Ok(settings) => settings.map(|s| Arc::new(KeysPublisher::new(s, config.account.clone()))),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let mut options = VerifyOptions::default().with_timeout(timeout);
+    if let Some(publisher) = &keys_publisher {
+        options = options.with_keys_sink(publisher.clone());
+    }
     let verification = verify_credentials(&config, &options).await;
     println!("{}", verification.to_json());
+    if let Some(publisher) = &keys_publisher {
+        publisher.close().await;
+    }
 
     let mut code = if verification.is_verified() {
         EXIT_VERIFIED
