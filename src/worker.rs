@@ -267,7 +267,7 @@ impl Worker {
         );
         let reply_to = headers.reply_to.clone();
         let delivered = Delivered {
-            error_input: sink::error_input(&delivery.data, encoding, decoded.is_ok()),
+            error_input: sink::error_input(&delivery.data, encoding),
             headers,
             body: delivery.data.clone(),
             properties: delivery.properties.clone(),

@@ -349,11 +349,13 @@ impl EventSink for DeliverySink {
     }
 }
 
-/// The `errorInput` for a delivery: its ciphertext as base64 (a v1 body already is).
-pub fn error_input(body: &[u8], encoding: Encoding, decoded: bool) -> String {
+/// The `errorInput` for a delivery: its ciphertext as base64. A v1 body is that text already
+/// and goes as received, as sailor-nodejs sends it, even when it did not decrypt: the platform
+/// then holds the very bytes that failed. Only a body that is not text is base64-encoded.
+pub fn error_input(body: &[u8], encoding: Encoding) -> String {
     use base64::Engine as _;
-    match (encoding, decoded, std::str::from_utf8(body)) {
-        (Encoding::Base64, true, Ok(text)) => text.trim().to_owned(),
+    match (encoding, std::str::from_utf8(body)) {
+        (Encoding::Base64, Ok(text)) => text.trim().to_owned(),
         _ => base64::engine::general_purpose::STANDARD.encode(body),
     }
 }
@@ -386,8 +388,12 @@ mod tests {
 
     #[test]
     fn error_input_is_the_ciphertext_in_base64() {
-        assert_eq!(error_input(b"YWJj\n", Encoding::Base64, true), "YWJj");
-        assert_eq!(error_input(b"abc", Encoding::Raw, true), "YWJj");
-        assert_eq!(error_input(b"abc", Encoding::Base64, false), "YWJj");
+        assert_eq!(error_input(b"YWJj\n", Encoding::Base64), "YWJj");
+        assert_eq!(error_input(b"abc", Encoding::Raw), "YWJj");
+        assert_eq!(
+            error_input(b"not base64 at all", Encoding::Base64),
+            "not base64 at all"
+        );
+        assert_eq!(error_input(b"\x00\xff", Encoding::Base64), "AP8=");
     }
 }
