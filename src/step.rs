@@ -79,7 +79,7 @@ impl Step {
             function,
             config: Arc::new(config),
             tokens,
-            http: reqwest::Client::new(),
+            http: crate::http::api_http_client(),
         })
     }
 

@@ -5,6 +5,8 @@
 //! `WWW-Authenticate` says `error="invalid_token"`) invalidates only the token generation the
 //! request carried; the replay goes out once, and a second rejection is an error, not a loop.
 
+use std::time::Duration;
+
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
@@ -63,6 +65,27 @@ impl AuthError {
             _ => false,
         }
     }
+}
+
+/// Time allowed to open a connection to the API.
+pub const API_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for one API request, so that a hung API cannot hold a message forever.
+pub const API_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `reqwest` client behind [`AuthClient`]: connect and request timeouts, and a user agent
+/// that names this runtime. Redirects keep reqwest's default, which drops the bearer token
+/// when a redirect leaves the origin.
+pub fn api_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(API_CONNECT_TIMEOUT)
+        .timeout(API_REQUEST_TIMEOUT)
+        .user_agent(concat!(
+            "component/",
+            env!("CARGO_PKG_VERSION"),
+            " (elastic.io-model runtime)"
+        ))
+        .build()
+        .unwrap_or_default()
 }
 
 /// The HTTP client given to modules: every request carries the account's current access

@@ -2,4 +2,4 @@
 
 pub mod client;
 
-pub use client::{AuthClient, AuthError};
+pub use client::{AuthClient, AuthError, api_http_client};
