@@ -8,13 +8,21 @@
 //! exchange and each event on one timeline (tokens redacted to fingerprints), then checks
 //! its own expectations ([`checks`]) and fails when any is broken.
 //!
+//! With `--amqp URI` ([`run_amqp`]) the same rounds go through RabbitMQ: the steps run as
+//! workers behind a flow the demo declares, and what they publish is read back from the
+//! broker ([`amqp`]). Both modes share the story, the printout and the checks; a
+//! [`driver::Driver`] is the only difference.
+//!
 //! The runtime's clock is held still during the demo. With a running clock the runtime
 //! refreshes ahead of expiry and no 401 is ever seen; holding it still shows the path a
 //! token revoked early, or a clock out of step with the provider's, takes: the API's 401,
 //! one refresh, `updateKeys`, one replay.
 
+mod amqp;
 pub mod checks;
+mod driver;
 pub mod journal;
+mod local;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,16 +31,17 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::auth::TokenCache;
 use crate::clock::{Clock as _, ManualClock, SystemClock};
 use crate::config::StepConfig;
-use crate::emitter::Emitter;
 use crate::event::{Event, EventKind};
-use crate::message::Message;
 use crate::registry::Registry;
 use crate::sandbox::{GrantState, Sandbox, SandboxOptions};
-use crate::step::{Outcome, Step};
+use crate::settings::AmqpUri;
+use crate::step::Step;
 use checks::Checks;
-use journal::{TimedSink, describe, timeline};
+use driver::{Driver, Round};
+use journal::{describe, timeline};
 
 /// The provider extra the demo expects to survive every refresh.
 const INSTANCE_URL: &str = "https://eu42.sandbox.example";
@@ -72,7 +81,7 @@ pub struct DemoSummary {
     pub rejections: usize,
     /// Requests to the token endpoint.
     pub token_requests: usize,
-    /// `updateKeys` events emitted.
+    /// `updateKeys` emitted: events in-process, messages read from the broker with `--amqp`.
     pub update_keys: usize,
 }
 
@@ -86,6 +95,19 @@ pub enum DemoError {
     /// The demo's own step configs were refused (a bug in the demo).
     #[error("the demo's step config is invalid: {0}")]
     Setup(String),
+    /// RabbitMQ could not be reached (`--amqp`).
+    #[error("RabbitMQ at {host} (vhost {vhost}) is unreachable: {reason}")]
+    Unreachable {
+        /// `host:port`; the URI itself may hold a password.
+        host: String,
+        /// The vhost.
+        vhost: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
+    /// RabbitMQ refused or dropped something the demo's flow needs (`--amqp`).
+    #[error("RabbitMQ refused the demo's flow")]
+    Broker(#[source] lapin::Error),
     /// The printout could not be written.
     #[error("the demo could not write its account")]
     Output(#[source] std::io::Error),
@@ -94,26 +116,44 @@ pub enum DemoError {
     Expectations(Vec<String>),
 }
 
-/// Runs the demo, writing the account of what happened to `out`; `Ok` only when every
-/// expectation held.
+/// Runs the demo in-process, writing the account of what happened to `out`; `Ok` only when
+/// every expectation held.
 pub async fn run(
     out: &mut (dyn Write + Send),
     options: &DemoOptions,
 ) -> Result<DemoSummary, DemoError> {
-    let mut demo = Demo::start(options).await?;
-    demo.play(out).await?;
-    demo.conclude(out)
+    let setup = Setup::start(options).await?;
+    let driver = local::Local::new(setup.poll.clone(), setup.request.clone());
+    Demo::new(options, setup, driver).run(out).await
+}
+
+/// Runs the demo through the RabbitMQ at `uri`: the steps as workers of a flow the demo
+/// declares and deletes again. `Ok` only when every expectation held.
+pub async fn run_amqp(
+    out: &mut (dyn Write + Send),
+    options: &DemoOptions,
+    uri: &AmqpUri,
+) -> Result<DemoSummary, DemoError> {
+    let setup = Setup::start(options).await?;
+    let flow = amqp::Flow::start(uri, setup.poll.clone(), setup.request.clone()).await?;
+    Demo::new(options, setup, flow).run(out).await
+}
+
+/// The sandbox and the two steps of one account, built the same way for both modes.
+struct Setup {
+    sandbox: Sandbox,
+    poll: Step,
+    request: Step,
+    tokens: TokenCache,
+    original_refresh_token: String,
 }
 
 /// The state of one demo run.
-struct Demo {
+struct Demo<D> {
     options: DemoOptions,
     sandbox: Sandbox,
-    sink: TimedSink,
-    emitter: Emitter,
-    poll: Step,
-    request: Step,
-    snapshot: Value,
+    driver: D,
+    tokens: TokenCache,
     items: Vec<Value>,
     items_added: Vec<String>,
     emitted: BTreeMap<String, usize>,
@@ -139,7 +179,7 @@ fn item(n: usize, stamp_second: usize) -> Value {
     })
 }
 
-impl Demo {
+impl Setup {
     async fn start(options: &DemoOptions) -> Result<Self, DemoError> {
         let mut extras = Map::new();
         extras.insert("instance_url".into(), json!(INSTANCE_URL));
@@ -192,26 +232,44 @@ impl Demo {
             clock,
         )
         .map_err(|e| DemoError::Setup(e.to_string()))?
-        .with_token_cache(tokens);
-        let sink = TimedSink::default();
+        .with_token_cache(tokens.clone());
         Ok(Self {
-            options: options.clone(),
-            emitter: Emitter::new(Arc::new(sink.clone())),
-            sink,
             sandbox,
             poll,
             request,
-            snapshot: json!({}),
+            tokens,
+            original_refresh_token,
+        })
+    }
+}
+
+impl<D: Driver> Demo<D> {
+    fn new(options: &DemoOptions, setup: Setup, driver: D) -> Self {
+        Self {
+            options: options.clone(),
+            sandbox: setup.sandbox,
+            driver,
+            tokens: setup.tokens,
             items: Vec::new(),
             items_added: Vec::new(),
             emitted: BTreeMap::new(),
             update_keys: Vec::new(),
-            original_refresh_token,
+            original_refresh_token: setup.original_refresh_token,
             traffic_printed: 0,
             expiries: 0,
             errors: 0,
             checks: Checks::default(),
-        })
+        }
+    }
+
+    /// Plays the rounds, lets the driver finish (always, so that it leaves nothing behind),
+    /// then concludes.
+    async fn run(mut self, out: &mut (dyn Write + Send)) -> Result<DemoSummary, DemoError> {
+        let played = self.play(out).await;
+        let finished = self.driver.finish(out, &mut self.checks).await;
+        played?;
+        finished?;
+        self.conclude(out)
     }
 
     fn add_items(&mut self, items: Vec<Value>) {
@@ -225,10 +283,7 @@ impl Demo {
 
     async fn play(&mut self, out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
         let ttl = self.options.access_token_ttl;
-        say(
-            out,
-            "component demo: the REST component and its runtime against a loopback OAuth2 provider",
-        )?;
+        say(out, self.driver.title())?;
         say(out, "")?;
         say(
             out,
@@ -262,6 +317,9 @@ impl Demo {
             out,
             "            401 (as with a token revoked early); tokens print as <redacted #fingerprint>",
         )?;
+        for line in self.driver.preamble() {
+            say(out, line)?;
+        }
 
         self.add_items((1..=12).map(|n| item(n, stamp_of(n))).collect());
         self.heading(out, "Round 1: pollItems, first run, 12 items over 3 pages")?;
@@ -321,11 +379,9 @@ impl Demo {
         expected_items: usize,
     ) -> Result<(), DemoError> {
         let before = self.counters();
-        let outcome = self
-            .poll
-            .process(&Message::default(), &self.snapshot, &self.emitter)
-            .await;
-        let events = self.print_timeline(out)?;
+        let round = self.driver.poll().await?;
+        let completed = round.completed;
+        let events = self.print_timeline(out, round)?;
         let items: Vec<String> = events
             .iter()
             .filter_map(|e| match e {
@@ -335,12 +391,6 @@ impl Demo {
             .collect();
         for id in &items {
             *self.emitted.entry(id.clone()).or_default() += 1;
-        }
-        if let Some(snapshot) = events.iter().rev().find_map(|e| match e {
-            Event::Snapshot(s) => Some(s.clone()),
-            _ => None,
-        }) {
-            self.snapshot = snapshot;
         }
         self.checks.expect_eq(
             events.last().map(Event::kind),
@@ -352,7 +402,7 @@ impl Demo {
             expected_items,
             "the poll emits exactly the items not emitted before",
         );
-        self.end_round(out, &outcome, before, expected_token_requests, &events)
+        self.end_round(out, completed, before, expected_token_requests, &events)
     }
 
     async fn request_round(
@@ -362,19 +412,13 @@ impl Demo {
         expected_token_requests: usize,
     ) -> Result<(), DemoError> {
         let before = self.counters();
-        let mut outcomes = Vec::new();
-        for id in ids {
-            let message = Message {
-                body: json!({"id": id, "note": "shipped"}),
-                ..Message::default()
-            };
-            outcomes.push(
-                self.request
-                    .process(&message, &json!({}), &self.emitter)
-                    .await,
-            );
-        }
-        let events = self.print_timeline(out)?;
+        let bodies = ids
+            .iter()
+            .map(|id| json!({"id": id, "note": "shipped"}))
+            .collect();
+        let round = self.driver.request(bodies).await?;
+        let completed = round.completed;
+        let events = self.print_timeline(out, round)?;
         let statuses: Vec<Value> = events
             .iter()
             .filter_map(|e| match e {
@@ -387,11 +431,7 @@ impl Demo {
             vec![json!(200); ids.len()],
             "every request message yields one 200 response",
         );
-        let outcome = outcomes
-            .into_iter()
-            .find(|o| *o != Outcome::Completed)
-            .unwrap_or(Outcome::Completed);
-        self.end_round(out, &outcome, before, expected_token_requests, &events)
+        self.end_round(out, completed, before, expected_token_requests, &events)
     }
 
     /// Token requests, rejections and API calls so far.
@@ -406,7 +446,7 @@ impl Demo {
     fn end_round(
         &mut self,
         out: &mut (dyn Write + Send),
-        outcome: &Outcome,
+        completed: bool,
         before: (usize, usize, usize),
         expected_token_requests: usize,
         events: &[Event],
@@ -419,8 +459,8 @@ impl Demo {
             .filter(|e| e.kind() == EventKind::Error)
             .count();
         self.checks.expect_eq(
-            outcome,
-            &Outcome::Completed,
+            completed,
+            true,
             "every message is processed without error",
         );
         self.checks.expect_eq(
@@ -441,8 +481,13 @@ impl Demo {
         )
     }
 
-    /// Prints the exchanges and events since the last call, in order; returns the events.
-    fn print_timeline(&mut self, out: &mut (dyn Write + Send)) -> Result<Vec<Event>, DemoError> {
+    /// Prints the round's entries among the HTTP exchanges since the last call, in order;
+    /// returns the round's events.
+    fn print_timeline(
+        &mut self,
+        out: &mut (dyn Write + Send),
+        round: Round,
+    ) -> Result<Vec<Event>, DemoError> {
         let traffic: Vec<_> = self
             .sandbox
             .traffic()
@@ -450,19 +495,19 @@ impl Demo {
             .skip(self.traffic_printed)
             .collect();
         self.traffic_printed += traffic.len();
-        let events = self.sink.take();
-        for (_, event) in &events {
-            if let Event::UpdateKeys(keys) = event
-                && let Some(oauth) = keys.expose_json().get("oauth").and_then(Value::as_object)
-            {
-                self.update_keys.push(oauth.clone());
+        let mut events = Vec::new();
+        for entry in timeline(traffic, round.entries) {
+            if let Some(event) = entry.event() {
+                if let Event::UpdateKeys(keys) = event
+                    && let Some(oauth) = keys.expose_json().get("oauth").and_then(Value::as_object)
+                {
+                    self.update_keys.push(oauth.clone());
+                }
+                events.push(event.clone());
             }
-        }
-        let plain: Vec<Event> = events.iter().map(|(_, e)| e.clone()).collect();
-        for entry in timeline(traffic, events) {
             say(out, describe(&entry))?;
         }
-        Ok(plain)
+        Ok(events)
     }
 
     fn conclude(mut self, out: &mut (dyn Write + Send)) -> Result<DemoSummary, DemoError> {
@@ -474,7 +519,7 @@ impl Demo {
             token_requests: token_log.len(),
             update_keys: self.update_keys.len(),
         };
-        let refreshes = self.poll.tokens().map(|t| t.refresh_count()).unwrap_or(0);
+        let refreshes = self.tokens.refresh_count();
         let mut refresh_tokens: Vec<String> = vec![self.original_refresh_token.clone()];
         refresh_tokens.extend(
             self.update_keys
@@ -483,18 +528,16 @@ impl Demo {
         );
         let distinct: std::collections::BTreeSet<&String> = refresh_tokens.iter().collect();
         let current = self
-            .poll
-            .tokens()
-            .and_then(|t| {
-                t.current()
-                    .tokens
-                    .refresh_token()
-                    .map(|r| r.expose_secret().to_owned())
-            })
+            .tokens
+            .current()
+            .tokens
+            .refresh_token()
+            .map(|r| r.expose_secret().to_owned())
             .unwrap_or_default();
 
         let mut added = self.items_added.clone();
         added.sort();
+        let noun = self.driver.update_keys_noun();
         let checks = &mut self.checks;
         checks.expect_eq(
             self.emitted.keys().cloned().collect::<Vec<_>>(),
@@ -522,12 +565,12 @@ impl Demo {
         checks.expect_eq(
             summary.update_keys as u64,
             refreshes,
-            "one updateKeys event per refresh",
+            format!("one updateKeys {noun} per refresh"),
         );
         checks.expect_eq(
             summary.update_keys,
             summary.token_requests,
-            "one updateKeys event per token request",
+            format!("one updateKeys {noun} per token request"),
         );
         checks.expect(
             token_log.iter().all(|r| r.status == 200 && r.client_authenticated),
@@ -551,7 +594,7 @@ impl Demo {
             "updateKeys carries the whole token set, provider extras (instance_url) included",
             || "an updateKeys payload lacks instance_url".to_owned(),
         );
-        checks.expect_eq(self.errors, 0, "no error event");
+        checks.expect_eq(self.errors, 0, format!("no error {noun}"));
 
         say(out, "")?;
         say(out, "Summary")?;
@@ -577,7 +620,10 @@ impl Demo {
                 summary.token_requests, self.expiries
             ),
         )?;
-        say(out, format!("  updateKeys events  {}", summary.update_keys))?;
+        say(
+            out,
+            format!("  updateKeys {noun}s  {}", summary.update_keys),
+        )?;
         say(
             out,
             format!(
