@@ -120,7 +120,10 @@ impl Names {
             args.insert("x-expires".into(), AMQPValue::LongInt(QUEUE_EXPIRES_MS));
             if is_input {
                 args.insert("x-dead-letter-exchange".into(), text_value(&self.exchange));
-                args.insert("x-dead-letter-routing-key".into(), text_value(&self.dead_key()));
+                args.insert(
+                    "x-dead-letter-routing-key".into(),
+                    text_value(&self.dead_key()),
+                );
             }
             channel
                 .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
@@ -180,7 +183,10 @@ impl Names {
             ("ELASTICIO_ERROR_ROUTING_KEY", self.key(step, "error")),
             ("ELASTICIO_SNAPSHOT_ROUTING_KEY", self.key(step, "snapshot")),
             ("ELASTICIO_REBOUND_ROUTING_KEY", self.key(step, "rebound")),
-            ("ELASTICIO_UPDATE_KEYS_ROUTING_KEY", self.key(step, "updateKeys")),
+            (
+                "ELASTICIO_UPDATE_KEYS_ROUTING_KEY",
+                self.key(step, "updateKeys"),
+            ),
             ("ELASTICIO_FUNCTION", function.to_owned()),
             ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", crypto.0.to_owned()),
             ("ELASTICIO_MESSAGE_CRYPTO_IV", crypto.1.to_owned()),
@@ -189,7 +195,10 @@ impl Names {
             ("ELASTICIO_STEP_ID", step.id.to_owned()),
             ("ELASTICIO_USER_ID", "demo-user".to_owned()),
             ("ELASTICIO_COMP_ID", "component".to_owned()),
-            ("ELASTICIO_CONTAINER_ID", format!("{}-{}", self.prefix, step.id)),
+            (
+                "ELASTICIO_CONTAINER_ID",
+                format!("{}-{}", self.prefix, step.id),
+            ),
             ("ELASTICIO_WORKSPACE_ID", "demo-workspace".to_owned()),
             // The demo builds the step itself (shared token cache, held clock) and hands it
             // to the worker, which therefore never reads its config source.
@@ -274,7 +283,8 @@ impl Flow {
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                let running = tokio::spawn(worker::serve(settings, step, json!({}), false, shutdown));
+                let running =
+                    tokio::spawn(worker::serve(settings, step, json!({}), false, shutdown));
                 (stop, running)
             })
             .collect();
@@ -422,15 +432,21 @@ impl Flow {
     /// Decodes one published message: its kind (the routing key's last part) and its entry.
     fn read(&mut self, delivery: &Delivery) -> (String, (Instant, Entry)) {
         let routing_key = delivery.routing_key.as_str().to_owned();
-        let kind = routing_key.rsplit('.').next().unwrap_or_default().to_owned();
+        let kind = routing_key
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let table = delivery.properties.headers().as_ref();
         let header = |name: &str| table.and_then(|t| t.inner().get(name));
-        let at = header("end").and_then(int_of).map_or_else(Instant::now, |end| {
-            let (base, base_ms) = self.epoch;
-            // `end` is whole milliseconds: place it mid-millisecond.
-            base + Duration::from_millis(end.saturating_sub(base_ms).max(0) as u64)
-                + Duration::from_micros(500)
-        });
+        let at = header("end")
+            .and_then(int_of)
+            .map_or_else(Instant::now, |end| {
+                let (base, base_ms) = self.epoch;
+                // `end` is whole milliseconds: place it mid-millisecond.
+                base + Duration::from_millis(end.saturating_sub(base_ms).max(0) as u64)
+                    + Duration::from_micros(500)
+            });
         let encoding = Encoding::from_protocol_version(header("protocolVersion").and_then(int_of));
         let event = match kind.as_str() {
             "data" => self
@@ -445,9 +461,7 @@ impl Flow {
                 .map(Event::Snapshot),
             "error" => serde_json::from_slice::<Value>(&delivery.data)
                 .ok()
-                .and_then(|v| {
-                    self.decrypt(v["error"].as_str()?.as_bytes(), Encoding::Base64)
-                })
+                .and_then(|v| self.decrypt(v["error"].as_str()?.as_bytes(), Encoding::Base64))
                 .map(|report| {
                     Event::Error(ErrorReport {
                         name: report["name"].as_str().unwrap_or_default().to_owned(),
@@ -611,7 +625,10 @@ impl Driver for Flow {
         )?;
         say(
             out,
-            format!("  rejected  {} delivery(ies) dead-lettered", self.dead_letters),
+            format!(
+                "  rejected  {} delivery(ies) dead-lettered",
+                self.dead_letters
+            ),
         )?;
         say(
             out,

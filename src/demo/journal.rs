@@ -47,10 +47,6 @@ impl EventSink for TimedSink {
 
 /// One line of the timeline.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a few dozen entries per demo, each built and printed once"
-)]
 pub enum Entry {
     /// An HTTP exchange with the sandbox.
     Http(TrafficRecord),

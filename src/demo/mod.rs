@@ -458,11 +458,8 @@ impl<D: Driver> Demo<D> {
             .iter()
             .filter(|e| e.kind() == EventKind::Error)
             .count();
-        self.checks.expect_eq(
-            completed,
-            true,
-            "every message is processed without error",
-        );
+        self.checks
+            .expect_eq(completed, true, "every message is processed without error");
         self.checks.expect_eq(
             tokens,
             expected_token_requests,
