@@ -1,14 +1,13 @@
 //! The broker driver of `component demo --amqp URI`: the demo plays the platform's part
 //! against a real RabbitMQ.
 //!
-//! It declares a flow of its own (one direct exchange, the two steps' input queues and an
-//! observer queue bound to every routing key the steps publish with, all named after a fresh
-//! id), runs `pollItems` and `request` as real workers ([`worker::serve`], in-process, each
+//! It declares a flow of its own ([`super::topology`]: one direct exchange, the two steps'
+//! input queues and an observer queue bound to every routing key the steps publish with),
+//! runs `pollItems` and `request` as real workers ([`worker::serve`], in-process, each
 //! with its own [`Settings`]), sends each step encrypted messages as the platform would, and
 //! reads back and decrypts everything the workers publish. At the end it stops the workers,
 //! which closes their channels: a delivery they had not acked would then be back in its
-//! queue, so empty input queues prove every delivery was acked. Then it deletes the flow;
-//! the queues also expire on their own should the demo be killed first.
+//! queue, so empty input queues prove every delivery was acked. Then it deletes the flow.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -16,11 +15,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -28,6 +26,7 @@ use tokio::task::JoinHandle;
 use super::checks::Checks;
 use super::driver::{Driver, Round};
 use super::journal::{Entry, Published};
+use super::topology::Names;
 use super::{DemoError, say};
 use crate::amqp::headers::{self, int_of, int_value, text_of, text_value};
 use crate::amqp::publisher::json_properties;
@@ -35,7 +34,7 @@ use crate::crypto::{Encoding, MessageCipher};
 use crate::event::{ErrorReport, Event, Keys};
 use crate::message::Message;
 use crate::secret::Password;
-use crate::settings::{AmqpUri, Settings};
+use crate::settings::AmqpUri;
 use crate::step::Step;
 use crate::worker;
 
@@ -45,171 +44,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a round keeps listening after its last expected message, to catch extras.
 const QUIET: Duration = Duration::from_millis(250);
-/// A queue left behind by a killed demo is deleted after this long unused (`x-expires`);
-/// the exchange, auto-deleting, goes with its last binding.
-const QUEUE_EXPIRES_MS: i32 = 60_000;
-/// The routing-key kinds a step publishes with.
-const KINDS: [&str; 5] = ["data", "error", "snapshot", "rebound", "updateKeys"];
 /// How long stopping a worker may take (it has nothing in flight by then).
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One step of the demo's flow.
-struct FlowStep {
-    /// `step_1` or `step_2`, as the platform numbers them.
-    id: &'static str,
-    /// Its input queue.
-    queue: String,
-}
-
-/// The flow's names, all carrying one fresh id so that runs never meet.
-struct Names {
-    prefix: String,
-    exchange: String,
-    poll: FlowStep,
-    request: FlowStep,
-    observer: String,
-}
-
-impl Names {
-    fn new() -> Self {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let prefix = format!("component-demo-{}", &id[..12]);
-        Self {
-            exchange: format!("{prefix}:exchange"),
-            poll: FlowStep {
-                id: "step_1",
-                queue: format!("{prefix}:step_1:messages"),
-            },
-            request: FlowStep {
-                id: "step_2",
-                queue: format!("{prefix}:step_2:messages"),
-            },
-            observer: format!("{prefix}:observer"),
-            prefix,
-        }
-    }
-
-    fn key(&self, step: &FlowStep, kind: &str) -> String {
-        format!("{}.{}.{kind}", self.prefix, step.id)
-    }
-
-    /// Where rejected input goes (dead letters), so that a rejection is seen, not lost.
-    fn dead_key(&self) -> String {
-        format!("{}.dead", self.prefix)
-    }
-
-    /// What the platform declares for a flow of two steps.
-    async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        channel
-            .exchange_declare(
-                self.exchange.as_str().into(),
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions {
-                    auto_delete: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        for (queue, is_input) in [
-            (&self.poll.queue, true),
-            (&self.request.queue, true),
-            (&self.observer, false),
-        ] {
-            let mut args = FieldTable::default();
-            args.insert("x-expires".into(), AMQPValue::LongInt(QUEUE_EXPIRES_MS));
-            if is_input {
-                args.insert("x-dead-letter-exchange".into(), text_value(&self.exchange));
-                args.insert(
-                    "x-dead-letter-routing-key".into(),
-                    text_value(&self.dead_key()),
-                );
-            }
-            channel
-                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
-                .await?;
-        }
-        let mut bindings = vec![
-            (&self.poll.queue, self.key(&self.poll, "messages")),
-            (&self.request.queue, self.key(&self.request, "messages")),
-            (&self.observer, self.dead_key()),
-        ];
-        for step in [&self.poll, &self.request] {
-            bindings.extend(KINDS.map(|kind| (&self.observer, self.key(step, kind))));
-        }
-        for (queue, key) in bindings {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    self.exchange.as_str().into(),
-                    key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the exchange first (taking its bindings), then the queues.
-    async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await?;
-        for queue in [&self.poll.queue, &self.request.queue, &self.observer] {
-            channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// The worker settings of `step`, as the platform would set its environment.
-    fn settings(
-        &self,
-        uri: &AmqpUri,
-        step: &FlowStep,
-        function: &str,
-        crypto: (&str, &str),
-    ) -> Result<Settings, DemoError> {
-        let vars = [
-            ("ELASTICIO_AMQP_URI", uri.expose_secret().to_owned()),
-            ("ELASTICIO_LISTEN_MESSAGES_ON", step.queue.clone()),
-            ("ELASTICIO_PUBLISH_MESSAGES_TO", self.exchange.clone()),
-            ("ELASTICIO_DATA_ROUTING_KEY", self.key(step, "data")),
-            ("ELASTICIO_ERROR_ROUTING_KEY", self.key(step, "error")),
-            ("ELASTICIO_SNAPSHOT_ROUTING_KEY", self.key(step, "snapshot")),
-            ("ELASTICIO_REBOUND_ROUTING_KEY", self.key(step, "rebound")),
-            (
-                "ELASTICIO_UPDATE_KEYS_ROUTING_KEY",
-                self.key(step, "updateKeys"),
-            ),
-            ("ELASTICIO_FUNCTION", function.to_owned()),
-            ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", crypto.0.to_owned()),
-            ("ELASTICIO_MESSAGE_CRYPTO_IV", crypto.1.to_owned()),
-            ("ELASTICIO_FLOW_ID", self.prefix.clone()),
-            ("ELASTICIO_EXEC_ID", format!("{}-exec", self.prefix)),
-            ("ELASTICIO_STEP_ID", step.id.to_owned()),
-            ("ELASTICIO_USER_ID", "demo-user".to_owned()),
-            ("ELASTICIO_COMP_ID", "component".to_owned()),
-            (
-                "ELASTICIO_CONTAINER_ID",
-                format!("{}-{}", self.prefix, step.id),
-            ),
-            ("ELASTICIO_WORKSPACE_ID", "demo-workspace".to_owned()),
-            // The demo builds the step itself (shared token cache, held clock) and hands it
-            // to the worker, which therefore never reads its config source.
-            ("ELASTICIO_CFG", "{}".to_owned()),
-            ("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "1".to_owned()),
-            ("ELASTICIO_PROTOCOL_VERSION", "2".to_owned()),
-            ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "3".to_owned()),
-        ];
-        Settings::from_vars(vars).map_err(|e| DemoError::Setup(e.to_string()))
-    }
-}
 
 /// A running flow: the topology, the two workers and the demo's own connection.
 pub struct Flow {

@@ -202,6 +202,27 @@ mod tests {
     }
 
     #[test]
+    fn a_published_update_keys_shows_its_routing_key_headers_and_no_token() {
+        let entry = Entry::Published(Published {
+            event: Event::UpdateKeys(crate::event::Keys::new(
+                json!({"oauth": {"access_token": "at-secret", "expires_in": 3}}),
+            )),
+            routing_key: "flow.step_1.updateKeys".to_owned(),
+            headers: vec![
+                ("accountId".to_owned(), "account-1".to_owned()),
+                ("keysEvent".to_owned(), "updateKeys".to_owned()),
+            ],
+        });
+        assert_eq!(
+            describe(&entry),
+            format!(
+                "  amqp  updateKeys  {{\"oauth\":{{\"access_token\":\"<redacted #{}>\",\"expires_in\":3}}}}\n          routing key flow.step_1.updateKeys, accountId: account-1, keysEvent: updateKeys",
+                fingerprint("at-secret")
+            )
+        );
+    }
+
+    #[test]
     fn fingerprints_are_short_and_stable() {
         assert_eq!(fingerprint("abc"), "ba7816");
         assert_ne!(fingerprint("abc"), fingerprint("abd"));
