@@ -28,7 +28,8 @@
 //! [`verify`] (the credential check behind the `verify_credentials` binary: `GET verify_path`
 //! through the same [`http::AuthClient`], answered as `{"verified": ...}`),
 //! [`sandbox`] (a loopback OAuth2 provider and API) and [`demo`] (`component demo`, which
-//! drives the component against the sandbox and checks what happened).
+//! drives the component against the sandbox and checks what happened; with `--amqp` it runs
+//! the steps as workers through RabbitMQ via [`worker::serve`]).
 
 pub mod actions;
 pub mod amqp;

@@ -8,7 +8,7 @@ use component::demo::DemoOptions;
 use component::descriptor::Descriptor;
 use component::local::{self, RunRequest, RunStatus};
 use component::registry::Registry;
-use component::settings::Settings;
+use component::settings::{AmqpUri, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +42,12 @@ enum Command {
     },
     /// Runs the component against a loopback OAuth2 provider and API, across token expiry,
     /// and checks that every item came once and every expiry cost one refresh.
-    Demo,
+    Demo {
+        /// Runs the steps as workers through this RabbitMQ, e.g.
+        /// amqp://guest:guest@127.0.0.1:5672/%2f, on a flow of their own that is deleted after.
+        #[arg(long, value_name = "URI")]
+        amqp: Option<String>,
+    },
     /// Checks component.json against the functions compiled into this binary.
     Validate {
         /// The descriptor to check; defaults to ./component.json, else the embedded copy.
@@ -104,7 +109,7 @@ async fn main() -> ExitCode {
     // quiet unless LOG_LEVEL asks.
     match cli.command {
         Command::Worker => init_json_logs(),
-        Command::Demo => init_logs("warn"),
+        Command::Demo { .. } => init_logs("warn"),
         _ => init_logs("info"),
     }
     match cli.command {
@@ -136,16 +141,30 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo => {
-            match component::demo::run(&mut std::io::stdout(), &DemoOptions::default()).await {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Demo { amqp } => demo(amqp).await,
         Command::Validate { descriptor } => validate(descriptor),
+    }
+}
+
+async fn demo(amqp: Option<String>) -> ExitCode {
+    let options = DemoOptions::default();
+    let mut out = std::io::stdout();
+    let ran = match amqp {
+        None => component::demo::run(&mut out, &options).await,
+        Some(uri) => match AmqpUri::parse(&uri) {
+            Ok(uri) => component::demo::run_amqp(&mut out, &options, &uri).await,
+            Err(problem) => {
+                eprintln!("error: --amqp {problem}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match ran {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {:#}", anyhow::Error::new(error));
+            ExitCode::from(1)
+        }
     }
 }
 

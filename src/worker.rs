@@ -83,13 +83,36 @@ pub async fn run(
         tracing::warn!(message = "Incomplete environment.", problem = %problem);
     }
     let definition = platform::load(&settings.step_source, &settings.identity).await?;
-    let account = definition.config.account.clone();
     let step = Step::new(
         registry,
         &settings.function,
         definition.config,
         clock::system(),
     )?;
+    serve(
+        settings,
+        step,
+        definition.snapshot,
+        definition.is_passthrough,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// Runs `step` as the worker until `shutdown` completes, then drains and closes.
+///
+/// [`run`] builds the step from the environment; this entry point exists for hosts that
+/// build it themselves, such as `component demo --amqp`, whose two steps share one account's
+/// token cache and a held clock. `settings.function` and `settings.step_source` are not read.
+pub async fn serve(
+    settings: Settings,
+    step: Step,
+    snapshot: Value,
+    is_passthrough: bool,
+    shutdown: impl Future<Output = ()>,
+) {
+    let account = step.config().account.clone();
     let settings = Arc::new(settings);
     let publisher = Arc::new(Publisher::new(
         settings.amqp_uri.clone(),
@@ -102,8 +125,8 @@ pub async fn run(
         wire: Arc::new(StepWire {
             settings: settings.clone(),
             publisher: publisher.clone(),
-            snapshot: Mutex::new(definition.snapshot),
-            is_passthrough: definition.is_passthrough,
+            snapshot: Mutex::new(snapshot),
+            is_passthrough,
             account,
         }),
         in_flight: Mutex::new(HashMap::new()),
@@ -111,7 +134,7 @@ pub async fn run(
     });
     tracing::info!(
         message = "Worker starting.",
-        function = %settings.function,
+        function = %worker.step.name(),
         queue = %settings.listen_messages_on,
         host = %settings.amqp_uri.host(),
         vhost = settings.amqp_uri.vhost(),
@@ -185,7 +208,6 @@ pub async fn run(
     }
     publisher.close().await;
     tracing::info!(message = "Worker stopped.");
-    Ok(())
 }
 
 impl Worker {
@@ -260,7 +282,7 @@ impl Worker {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let base_headers = headers::base_headers(
             &settings.identity,
-            &settings.function,
+            self.step.name(),
             &headers,
             &thread_id,
             start_ms,

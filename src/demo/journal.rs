@@ -47,29 +47,51 @@ impl EventSink for TimedSink {
 
 /// One line of the timeline.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a few dozen entries per demo, each built and printed once"
-)]
 pub enum Entry {
     /// An HTTP exchange with the sandbox.
     Http(TrafficRecord),
-    /// An event the step emitted.
+    /// An event the step emitted, seen in-process.
     Event(Event),
+    /// An event the worker published, read back from the broker and decoded.
+    Published(Published),
+    /// Something the demo did, such as sending a message to a step's queue.
+    Note(String),
 }
 
-/// Traffic and events merged by time.
-pub fn timeline(traffic: Vec<TrafficRecord>, events: Vec<(Instant, Event)>) -> Vec<Entry> {
+/// A message a worker published, as read from the broker.
+#[derive(Debug)]
+pub struct Published {
+    /// The event it carries, decrypted.
+    pub event: Event,
+    /// The routing key it was published with.
+    pub routing_key: String,
+    /// The AMQP headers worth showing (`accountId`, `keysEvent`), in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Entry {
+    /// The event this entry shows, if any.
+    pub fn event(&self) -> Option<&Event> {
+        match self {
+            Self::Event(event) | Self::Published(Published { event, .. }) => Some(event),
+            Self::Http(_) | Self::Note(_) => None,
+        }
+    }
+}
+
+/// Traffic and the driver's entries merged by time; at equal times, traffic first.
+pub fn timeline(traffic: Vec<TrafficRecord>, entries: Vec<(Instant, Entry)>) -> Vec<Entry> {
     let mut entries: Vec<(Instant, Entry)> = traffic
         .into_iter()
         .map(|record| (record.at, Entry::Http(record)))
-        .chain(events.into_iter().map(|(at, e)| (at, Entry::Event(e))))
+        .chain(entries)
         .collect();
     entries.sort_by_key(|(at, _)| *at);
     entries.into_iter().map(|(_, entry)| entry).collect()
 }
 
-/// The entry as one line of the printout.
+/// The entry as one line of the printout (two for an `updateKeys` message, whose headers
+/// matter).
 pub fn describe(entry: &Entry) -> String {
     match entry {
         Entry::Http(record) => {
@@ -87,31 +109,46 @@ pub fn describe(entry: &Entry) -> String {
                 record.method, record.path_and_query, record.status
             )
         }
-        Entry::Event(Event::Data(message)) => {
+        Entry::Event(event) => format!("  emit  {}", describe_event(event)),
+        Entry::Published(published) => {
+            let mut line = format!(
+                "  amqp  {}\n          routing key {}",
+                describe_event(&published.event),
+                published.routing_key
+            );
+            for (name, value) in &published.headers {
+                line.push_str(&format!(", {name}: {value}"));
+            }
+            line
+        }
+        Entry::Note(note) => format!("  {note}"),
+    }
+}
+
+/// The event itself, after the line's prefix.
+fn describe_event(event: &Event) -> String {
+    match event {
+        Event::Data(message) => {
             let body = &message.body;
             if let (Some(status), Some(echo)) = (body.get("status"), body.get("body")) {
                 format!(
-                    "  emit  data        {{status: {status}, body: the API's echo of {} {}}}",
+                    "data        {{status: {status}, body: the API's echo of {} {}}}",
                     echo["method"].as_str().unwrap_or("?"),
                     echo["path"].as_str().unwrap_or("?")
                 )
             } else {
                 format!(
-                    "  emit  data        {} \"{}\" (updated_at {})",
+                    "data        {} \"{}\" (updated_at {})",
                     body["id"].as_str().unwrap_or("?"),
                     body["name"].as_str().unwrap_or(""),
                     body["updated_at"].as_str().unwrap_or("?")
                 )
             }
         }
-        Entry::Event(Event::UpdateKeys(keys)) => {
-            format!("  emit  updateKeys  {}", redacted(keys.expose_json()))
-        }
-        Entry::Event(Event::Snapshot(snapshot)) => format!("  emit  snapshot    {snapshot}"),
-        Entry::Event(Event::Rebound(rebound)) => {
-            format!("  emit  rebound     {}", rebound.reason)
-        }
-        Entry::Event(Event::Error(report)) => format!("  emit  error       {}", report.message),
+        Event::UpdateKeys(keys) => format!("updateKeys  {}", redacted(keys.expose_json())),
+        Event::Snapshot(snapshot) => format!("snapshot    {snapshot}"),
+        Event::Rebound(rebound) => format!("rebound     {}", rebound.reason),
+        Event::Error(report) => format!("error       {}", report.message),
     }
 }
 
@@ -162,6 +199,27 @@ mod tests {
         }
         assert!(printed.contains(&format!("<redacted #{}>", fingerprint("rt-secret"))));
         assert!(printed.contains("https://x") && printed.contains("\"expires_in\":2"));
+    }
+
+    #[test]
+    fn a_published_update_keys_shows_its_routing_key_headers_and_no_token() {
+        let entry = Entry::Published(Published {
+            event: Event::UpdateKeys(crate::event::Keys::new(
+                json!({"oauth": {"access_token": "at-secret", "expires_in": 3}}),
+            )),
+            routing_key: "flow.step_1.updateKeys".to_owned(),
+            headers: vec![
+                ("accountId".to_owned(), "account-1".to_owned()),
+                ("keysEvent".to_owned(), "updateKeys".to_owned()),
+            ],
+        });
+        assert_eq!(
+            describe(&entry),
+            format!(
+                "  amqp  updateKeys  {{\"oauth\":{{\"access_token\":\"<redacted #{}>\",\"expires_in\":3}}}}\n          routing key flow.step_1.updateKeys, accountId: account-1, keysEvent: updateKeys",
+                fingerprint("at-secret")
+            )
+        );
     }
 
     #[test]
