@@ -48,6 +48,20 @@ async fn run_function(function: &str, config: &Path, files: &[(&str, &Path)]) ->
     component(&args).await
 }
 
+/// Runs `request` as a GET of the sandbox's `path` with a valid grant: the tests of how one API
+/// answer becomes stdout lines and an exit code need nothing else.
+async fn run_get(path: &str) -> Run {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_step_config(
+        dir.path(),
+        &sandbox,
+        GrantState::Valid,
+        json!({"method": "GET", "path": path}),
+    );
+    run_function("request", &config, &[]).await
+}
+
 /// Runs the built binary with `args` and reads its exit code and output.
 async fn component(args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_component"))
@@ -136,15 +150,7 @@ async fn run_poll_items_with_a_snapshot_file_emits_only_newer_items_then_the_sna
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_turns_a_429_into_a_rebound_line_and_exits_0() {
-    let sandbox = sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_step_config(
-        dir.path(),
-        &sandbox,
-        GrantState::Valid,
-        json!({"method": "GET", "path": "/status/429?retry_after=3"}),
-    );
-    let run = run_function("request", &config, &[]).await;
+    let run = run_get("/status/429?retry_after=3").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines,
@@ -156,15 +162,7 @@ async fn run_turns_a_429_into_a_rebound_line_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_exits_1_with_one_error_event_when_the_api_fails() {
-    let sandbox = sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_step_config(
-        dir.path(),
-        &sandbox,
-        GrantState::Valid,
-        json!({"method": "GET", "path": "/status/404"}),
-    );
-    let run = run_function("request", &config, &[]).await;
+    let run = run_get("/status/404").await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.lines.len(), 1, "{}", run.stdout);
     assert_eq!(run.lines[0]["event"], json!("error"));
