@@ -25,14 +25,14 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::{Clock as _, ManualClock, SystemClock};
 use crate::config::StepConfig;
-use crate::emitter::Emitter;
+use crate::emitter::{CollectingSink, Emitter};
 use crate::event::{Event, EventKind};
 use crate::message::Message;
 use crate::registry::Registry;
 use crate::sandbox::{GrantState, Sandbox, SandboxOptions};
 use crate::step::{Outcome, Step};
 use checks::Checks;
-use journal::{TimedSink, describe, timeline};
+use journal::{describe, timeline};
 
 /// The provider extra the demo expects to survive every refresh.
 const INSTANCE_URL: &str = "https://eu42.sandbox.example";
@@ -109,7 +109,7 @@ pub async fn run(
 struct Demo {
     options: DemoOptions,
     sandbox: Sandbox,
-    sink: TimedSink,
+    sink: CollectingSink,
     emitter: Emitter,
     poll: Step,
     request: Step,
@@ -193,7 +193,7 @@ impl Demo {
         )
         .map_err(|e| DemoError::Setup(e.to_string()))?
         .with_token_cache(tokens);
-        let sink = TimedSink::default();
+        let sink = CollectingSink::new();
         Ok(Self {
             options: options.clone(),
             emitter: Emitter::new(Arc::new(sink.clone())),
@@ -450,7 +450,7 @@ impl Demo {
             .skip(self.traffic_printed)
             .collect();
         self.traffic_printed += traffic.len();
-        let events = self.sink.take();
+        let events = self.sink.take_timed();
         for (_, event) in &events {
             if let Event::UpdateKeys(keys) = event
                 && let Some(oauth) = keys.expose_json().get("oauth").and_then(Value::as_object)
