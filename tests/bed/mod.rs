@@ -3,6 +3,9 @@
 
 #![allow(dead_code, missing_docs)]
 
+#[path = "../broker/mod.rs"]
+mod broker;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,10 +20,7 @@ use component::secret::Password;
 use component::settings::Settings;
 use component::worker::{self, WorkerError};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
@@ -213,34 +213,16 @@ impl Bed {
 
     /// Messages ready in the input queue (not counting unacked ones).
     pub async fn input_ready(&self) -> u32 {
-        self.channel
-            .queue_declare(
-                self.input.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count()
+        broker::ready_count(&self.channel, &self.input).await
     }
 
     pub async fn cleanup(self) {
-        for queue in [&self.input, &self.events] {
-            let _ = self
-                .channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
+        broker::delete(
+            &self.channel,
+            &[self.input.clone(), self.events.clone()],
+            &self.exchange,
+        )
+        .await;
         let _ = self.connection.close(200, "done".into()).await;
     }
 }
