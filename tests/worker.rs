@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use bed::{
-    Bed, Running, decrypt, decrypt_field, header, header_int, header_text, routing_keys, start,
-    text,
+    Bed, Running, decrypt, decrypt_field, error_report, header, header_int, header_text,
+    routing_keys, start, text,
 };
 use component::crypto::Encoding;
 use component::event::Rebound;
@@ -259,7 +259,7 @@ async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_i
         "errorInput is the v1 body as received"
     );
     assert_eq!(decrypt_field(error["errorInput"].as_str().unwrap()), input);
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(&events[0]);
     assert_eq!(report["name"], "InvalidInput");
     assert_eq!(
         report["message"],
@@ -309,10 +309,9 @@ async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() 
         first["errorInput"],
         json!(base64::engine::general_purpose::STANDARD.encode(garbage))
     );
-    let report = decrypt_field(first["error"].as_str().unwrap());
+    let report = error_report(errors[0]);
     assert_eq!(report["name"], "InvalidMessage");
-    let second: Value = serde_json::from_slice(&errors[1].data).unwrap();
-    let report = decrypt_field(second["error"].as_str().unwrap());
+    let report = error_report(errors[1]);
     assert!(
         report["message"]
             .as_str()
@@ -487,8 +486,7 @@ async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the
         rebound.properties.expiration().as_ref().map(|e| e.as_str()),
         Some("60000")
     );
-    let error: Value = serde_json::from_slice(&events[1].data).unwrap();
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(&events[1]);
     assert!(
         report["message"]
             .as_str()
@@ -542,8 +540,7 @@ async fn a_data_message_over_the_size_limit_becomes_an_error_and_a_rejection() {
     );
     let events = bed.collect(2, WAIT).await;
     assert_eq!(routing_keys(&events), ["error", "dead"]);
-    let error: Value = serde_json::from_slice(&events[0].data).unwrap();
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(&events[0]);
     assert_eq!(report["name"], "EmitError");
     assert!(
         report["message"]
@@ -686,8 +683,7 @@ async fn a_panicking_function_is_reported_and_rejected_and_the_worker_keeps_goin
         .iter()
         .find(|e| e.routing_key.as_str().ends_with(".error"))
         .unwrap();
-    let error: Value = serde_json::from_slice(&error.data).unwrap();
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(error);
     assert_eq!(report["name"], "Panic");
     worker.stop().await;
     assert_eq!(bed.input_ready().await, 0);

@@ -293,6 +293,13 @@ pub fn decrypt_field(text: &str) -> Value {
     serde_json::from_slice(&plain).unwrap()
 }
 
+/// The decrypted report of an error event: the event's body is plain JSON, its `error` field
+/// encrypted on its own, and the tests read the report far more often than the rest.
+pub fn error_report(delivery: &Delivery) -> Value {
+    let error: Value = serde_json::from_slice(&delivery.data).unwrap();
+    decrypt_field(error["error"].as_str().unwrap())
+}
+
 pub fn routing_keys(deliveries: &[Delivery]) -> Vec<String> {
     deliveries
         .iter()
