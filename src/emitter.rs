@@ -6,6 +6,7 @@
 //! that every failure yields exactly one error event.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -98,10 +99,11 @@ impl Emitter {
     }
 }
 
-/// A sink that keeps every event in memory, in order: for tests and the demo.
+/// A sink that keeps every event in memory, in order, each with the moment it was emitted:
+/// for tests, and for the demo, which places events among the HTTP exchanges that caused them.
 #[derive(Debug, Default, Clone)]
 pub struct CollectingSink {
-    events: Arc<Mutex<Vec<Event>>>,
+    events: Arc<Mutex<Vec<(Instant, Event)>>>,
 }
 
 impl CollectingSink {
@@ -112,10 +114,7 @@ impl CollectingSink {
 
     /// Every event so far, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.events
-            .lock()
-            .expect("no code panics while holding this lock")
-            .clone()
+        self.lock().iter().map(|(_, event)| event.clone()).collect()
     }
 
     /// The events of one kind.
@@ -128,22 +127,54 @@ impl CollectingSink {
 
     /// Removes and returns every event so far.
     pub fn take(&self) -> Vec<Event> {
-        std::mem::take(
-            &mut *self
-                .events
-                .lock()
-                .expect("no code panics while holding this lock"),
-        )
+        self.take_timed()
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect()
+    }
+
+    /// Removes and returns every event so far, each with the moment it was emitted.
+    pub fn take_timed(&self) -> Vec<(Instant, Event)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, Event)>> {
+        self.events
+            .lock()
+            .expect("no code panics while holding this lock")
     }
 }
 
 #[async_trait]
 impl EventSink for CollectingSink {
     async fn publish(&self, event: Event) -> Result<(), EmitError> {
-        self.events
-            .lock()
-            .expect("no code panics while holding this lock")
-            .push(event);
+        self.lock().push((Instant::now(), event));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_collecting_sink_hands_back_events_in_order_with_rising_instants_and_empties() {
+        let sink = CollectingSink::new();
+        let emitter = Emitter::new(Arc::new(sink.clone()));
+        emitter.snapshot(json!({"n": 1})).await.unwrap();
+        emitter.snapshot(json!({"n": 2})).await.unwrap();
+        assert_eq!(sink.events().len(), 2, "reading does not remove");
+
+        let timed = sink.take_timed();
+        assert_eq!(
+            timed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+            vec![
+                Event::Snapshot(json!({"n": 1})),
+                Event::Snapshot(json!({"n": 2}))
+            ]
+        );
+        assert!(timed[0].0 <= timed[1].0);
+        assert!(sink.take().is_empty());
     }
 }

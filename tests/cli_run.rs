@@ -5,10 +5,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use component::sandbox::GrantState;
+use component::sandbox::{GrantState, Sandbox};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
+/// What one run of the binary left behind: exit code, stdout parsed line by line, and both streams.
 struct Run {
     code: i32,
     lines: Vec<Value>,
@@ -16,12 +17,52 @@ struct Run {
     stderr: String,
 }
 
+/// Writes `content` to `dir/name`: the binary reads its inputs from files only.
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     path
 }
 
+/// Writes the sandbox's step config, with a fresh grant in `state` and the function's `fields`,
+/// to `dir/cfg.json`: the file `--config` names in the tests that reach the sandbox.
+fn write_step_config(dir: &Path, sandbox: &Sandbox, state: GrantState, fields: Value) -> PathBuf {
+    let config = sandbox.step_config(sandbox.issue_grant(state), fields);
+    write(dir, "cfg.json", &config.to_string())
+}
+
+/// Runs `component run --function FUNCTION --config CONFIG` followed by each `(flag, file)` of
+/// `files`: the one command line every test here drives, only the function and files differ.
+async fn run_function(function: &str, config: &Path, files: &[(&str, &Path)]) -> Run {
+    let mut args = vec![
+        "run",
+        "--function",
+        function,
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    for (flag, file) in files {
+        args.push(flag);
+        args.push(file.to_str().unwrap());
+    }
+    component(&args).await
+}
+
+/// Runs `request` as a GET of the sandbox's `path` with a valid grant: the tests of how one API
+/// answer becomes stdout lines and an exit code need nothing else.
+async fn run_get(path: &str) -> Run {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_step_config(
+        dir.path(),
+        &sandbox,
+        GrantState::Valid,
+        json!({"method": "GET", "path": path}),
+    );
+    run_function("request", &config, &[]).await
+}
+
+/// Runs the built binary with `args` and reads its exit code and output.
 async fn component(args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_component"))
         .args(args)
@@ -45,23 +86,15 @@ async fn component(args: &[&str]) -> Run {
 async fn run_request_refreshes_prints_update_keys_then_data_and_exits_0() {
     let sandbox = sandbox().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = sandbox.step_config(
-        sandbox.issue_grant(GrantState::ExpiredUnknown),
+    let config = write_step_config(
+        dir.path(),
+        &sandbox,
+        GrantState::ExpiredUnknown,
         json!({"method": "POST", "path": "/echo/items/{id}"}),
     );
-    let config = write(dir.path(), "cfg.json", &config.to_string());
     let message = write(dir.path(), "msg.json", r#"{"body": {"id": "x y", "n": 1}}"#);
 
-    let run = component(&[
-        "run",
-        "--function",
-        "request",
-        "--config",
-        config.to_str().unwrap(),
-        "--message",
-        message.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_function("request", &config, &[("--message", &message)]).await;
 
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines.len(), 2, "{}", run.stdout);
@@ -82,27 +115,19 @@ async fn run_poll_items_with_a_snapshot_file_emits_only_newer_items_then_the_sna
     let sandbox = sandbox().await;
     sandbox.set_items(items(&["t1", "t2", "t2", "t3"]));
     let dir = tempfile::tempdir().unwrap();
-    let config = sandbox.step_config(
-        sandbox.issue_grant(GrantState::Valid),
+    let config = write_step_config(
+        dir.path(),
+        &sandbox,
+        GrantState::Valid,
         json!({"path": "/items", "items_pointer": "/items", "since_param": "since", "pagination": "cursor", "page_size": 2}),
     );
-    let config = write(dir.path(), "cfg.json", &config.to_string());
     let snapshot = write(
         dir.path(),
         "snap.json",
         r#"{"since": "t2", "ids_at_since": ["item-02"]}"#,
     );
 
-    let run = component(&[
-        "run",
-        "--function",
-        "pollItems",
-        "--config",
-        config.to_str().unwrap(),
-        "--snapshot",
-        snapshot.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_function("pollItems", &config, &[("--snapshot", &snapshot)]).await;
 
     assert_eq!(run.code, 0, "{}", run.stderr);
     let events: Vec<(&str, Value)> = run
@@ -125,21 +150,7 @@ async fn run_poll_items_with_a_snapshot_file_emits_only_newer_items_then_the_sna
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_turns_a_429_into_a_rebound_line_and_exits_0() {
-    let sandbox = sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = sandbox.step_config(
-        sandbox.issue_grant(GrantState::Valid),
-        json!({"method": "GET", "path": "/status/429?retry_after=3"}),
-    );
-    let config = write(dir.path(), "cfg.json", &config.to_string());
-    let run = component(&[
-        "run",
-        "--function",
-        "request",
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_get("/status/429?retry_after=3").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines,
@@ -151,21 +162,7 @@ async fn run_turns_a_429_into_a_rebound_line_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_exits_1_with_one_error_event_when_the_api_fails() {
-    let sandbox = sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = sandbox.step_config(
-        sandbox.issue_grant(GrantState::Valid),
-        json!({"method": "GET", "path": "/status/404"}),
-    );
-    let config = write(dir.path(), "cfg.json", &config.to_string());
-    let run = component(&[
-        "run",
-        "--function",
-        "request",
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_get("/status/404").await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.lines.len(), 1, "{}", run.stdout);
     assert_eq!(run.lines[0]["event"], json!("error"));
@@ -180,14 +177,7 @@ async fn run_exits_1_with_one_error_event_when_the_api_fails() {
 async fn run_exits_2_naming_a_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
-    let run = component(&[
-        "run",
-        "--function",
-        "request",
-        "--config",
-        missing.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_function("request", &missing, &[]).await;
     assert_eq!(run.code, 2);
     assert_eq!(run.stdout, "");
     assert!(
@@ -203,16 +193,7 @@ async fn run_exits_2_naming_line_and_column_of_invalid_json() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "cfg.json", "{}");
     let message = write(dir.path(), "msg.json", "{\n  \"body\": [1,\n}");
-    let run = component(&[
-        "run",
-        "--function",
-        "request",
-        "--config",
-        config.to_str().unwrap(),
-        "--message",
-        message.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_function("request", &config, &[("--message", &message)]).await;
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr.trim_end(),
@@ -227,14 +208,7 @@ async fn run_exits_2_naming_line_and_column_of_invalid_json() {
 async fn run_exits_2_listing_the_known_functions_for_an_unknown_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "cfg.json", "{}");
-    let run = component(&[
-        "run",
-        "--function",
-        "pollitems",
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .await;
+    let run = run_function("pollitems", &config, &[]).await;
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr.trim_end(),

@@ -5,10 +5,35 @@ mod common;
 
 use common::*;
 use component::event::{Event, EventKind};
-use component::sandbox::GrantState;
-use component::step::Outcome;
+use component::sandbox::{GrantState, Sandbox};
+use component::step::{Outcome, Step};
 use serde_json::{Value, json};
 
+/// A `pollItems` step over `sandbox` with a valid grant and the paged fields below, `extra`
+/// overriding them: every test here starts from the same paged API and changes one knob.
+fn poll_step(sandbox: &Sandbox, extra: Value) -> Step {
+    step(sandbox, "pollItems", GrantState::Valid, paged(extra))
+}
+
+/// One poll of `step` from `snapshot`: `pollItems` reads no message body, so it gets an empty one.
+async fn poll(step: &Step, snapshot: &Value) -> (Outcome, Vec<Event>) {
+    run(step, json!({}), snapshot).await
+}
+
+/// Polls a sandbox holding `n` items once with `extra` fields, checks the poll completed with
+/// every item in order, and returns the traffic: the pagination-mode tests differ only in
+/// how the pages were asked for.
+async fn poll_all_of(n: usize, extra: Value) -> Vec<String> {
+    let sandbox = sandbox().await;
+    sandbox.set_items(distinct_items(n));
+    let step = poll_step(&sandbox, extra);
+    let (outcome, events) = poll(&step, &json!({})).await;
+    assert_eq!(outcome, Outcome::Completed, "{events:?}");
+    assert_eq!(ids(&events), expected_ids(1..=n));
+    traffic(&sandbox)
+}
+
+/// The fields of a page-numbered `/items` API with a `has_more` flag, `extra` overriding them.
 fn paged(extra: Value) -> Value {
     let mut fields = json!({
         "path": "/items",
@@ -30,7 +55,7 @@ fn paged(extra: Value) -> Value {
 async fn a_poll_across_three_pages_survives_a_token_expiry_mid_pagination() {
     let sandbox = sandbox().await;
     sandbox.set_items(distinct_items(12));
-    let step = step(&sandbox, "pollItems", GrantState::Valid, paged(json!({})));
+    let step = poll_step(&sandbox, json!({}));
     let original_refresh_token = step
         .config()
         .oauth
@@ -42,7 +67,7 @@ async fn a_poll_across_three_pages_survives_a_token_expiry_mid_pagination() {
         .to_owned();
     sandbox.expire_access_tokens_after(1);
 
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    let (outcome, events) = poll(&step, &json!({})).await;
 
     assert_eq!(outcome, Outcome::Completed);
     assert_eq!(ids(&events), expected_ids(1..=12));
@@ -80,11 +105,11 @@ async fn a_poll_across_three_pages_survives_a_token_expiry_mid_pagination() {
 async fn a_second_poll_with_the_snapshot_emits_nothing_new() {
     let sandbox = sandbox().await;
     sandbox.set_items(distinct_items(12));
-    let step = step(&sandbox, "pollItems", GrantState::Valid, paged(json!({})));
-    let (_, first) = run(&step, json!({}), &json!({})).await;
+    let step = poll_step(&sandbox, json!({}));
+    let (_, first) = poll(&step, &json!({})).await;
     let snapshot = last_snapshot(&first).unwrap();
 
-    let (outcome, second) = run(&step, json!({}), &snapshot).await;
+    let (outcome, second) = poll(&step, &snapshot).await;
 
     assert_eq!(outcome, Outcome::Completed);
     assert_eq!(ids(&second), Vec::<String>::new());
@@ -101,8 +126,8 @@ async fn a_second_poll_with_the_snapshot_emits_nothing_new() {
 async fn items_sharing_the_timestamp_of_the_mark_are_emitted_once_each_across_polls() {
     let sandbox = sandbox().await;
     sandbox.set_items(items(&["t1", "t2", "t2"]));
-    let step = step(&sandbox, "pollItems", GrantState::Valid, paged(json!({})));
-    let (_, first) = run(&step, json!({}), &json!({})).await;
+    let step = poll_step(&sandbox, json!({}));
+    let (_, first) = poll(&step, &json!({})).await;
     assert_eq!(ids(&first), expected_ids(1..=3));
     let snapshot = last_snapshot(&first).unwrap();
     assert_eq!(
@@ -114,7 +139,7 @@ async fn items_sharing_the_timestamp_of_the_mark_are_emitted_once_each_across_po
     let mut all = items(&["t1", "t2", "t2"]);
     all.extend(items_from(4, &["t2", "t3"]));
     sandbox.set_items(all);
-    let (_, second) = run(&step, json!({}), &snapshot).await;
+    let (_, second) = poll(&step, &snapshot).await;
     assert_eq!(ids(&second), vec!["item-04", "item-05"]);
     let snapshot = last_snapshot(&second).unwrap();
     assert_eq!(
@@ -122,7 +147,7 @@ async fn items_sharing_the_timestamp_of_the_mark_are_emitted_once_each_across_po
         json!({"since": "t3", "ids_at_since": ["item-05"]})
     );
 
-    let (_, third) = run(&step, json!({}), &snapshot).await;
+    let (_, third) = poll(&step, &snapshot).await;
     assert_eq!(ids(&third), Vec::<String>::new());
 }
 
@@ -130,55 +155,34 @@ async fn items_sharing_the_timestamp_of_the_mark_are_emitted_once_each_across_po
 async fn items_sharing_a_timestamp_across_page_boundaries_are_all_emitted_once() {
     let sandbox = sandbox().await;
     sandbox.set_items(items(&["t1", "t1", "t1", "t1", "t1", "t2"]));
-    let step = step(
-        &sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(json!({"page_size": 2})),
-    );
-    let (_, events) = run(&step, json!({}), &json!({})).await;
+    let step = poll_step(&sandbox, json!({"page_size": 2}));
+    let (_, events) = poll(&step, &json!({})).await;
     assert_eq!(ids(&events), expected_ids(1..=6));
     assert_eq!(sandbox.api_calls(), 3);
 
     // The mark now sits on the last item; with a page boundary inside a run of equal
     // stamps, a second poll still emits nothing.
     sandbox.set_items(items(&["t1", "t1", "t1", "t1", "t2", "t2"]));
-    let step = one_item_per_page(&sandbox);
-    let (_, first) = run(&step, json!({}), &json!({})).await;
+    let step = poll_step(&sandbox, json!({"page_size": 1}));
+    let (_, first) = poll(&step, &json!({})).await;
     let snapshot = last_snapshot(&first).unwrap();
     assert_eq!(
         snapshot,
         json!({"since": "t2", "ids_at_since": ["item-05", "item-06"]})
     );
-    let (_, again) = run(&step, json!({}), &snapshot).await;
+    let (_, again) = poll(&step, &snapshot).await;
     assert_eq!(ids(&again), Vec::<String>::new());
-}
-
-fn one_item_per_page(sandbox: &component::sandbox::Sandbox) -> component::step::Step {
-    step(
-        sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(json!({"page_size": 1})),
-    )
 }
 
 #[tokio::test]
 async fn page_mode_without_a_has_more_flag_stops_at_the_first_empty_page() {
-    let sandbox = sandbox().await;
-    sandbox.set_items(distinct_items(7));
-    let step = step(
-        &sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(
-            json!({"has_more_pointer": "", "page_size": "3", "page_size_param": "per_page", "page_param": "page"}),
-        ),
-    );
-    let (_, events) = run(&step, json!({}), &json!({})).await;
-    assert_eq!(ids(&events), expected_ids(1..=7));
+    let traffic = poll_all_of(
+        7,
+        json!({"has_more_pointer": "", "page_size": "3", "page_size_param": "per_page", "page_param": "page"}),
+    )
+    .await;
     assert_eq!(
-        traffic(&sandbox),
+        traffic,
         vec![
             "GET /api/items?per_page=3&page=1 200",
             "GET /api/items?per_page=3&page=2 200",
@@ -190,19 +194,9 @@ async fn page_mode_without_a_has_more_flag_stops_at_the_first_empty_page() {
 
 #[tokio::test]
 async fn link_mode_follows_the_relative_rel_next_link_among_several() {
-    let sandbox = sandbox().await;
-    sandbox.set_items(distinct_items(10));
-    let step = step(
-        &sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(json!({"pagination": "link", "page_size": 4})),
-    );
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
-    assert_eq!(outcome, Outcome::Completed);
-    assert_eq!(ids(&events), expected_ids(1..=10));
+    let traffic = poll_all_of(10, json!({"pagination": "link", "page_size": 4})).await;
     assert_eq!(
-        traffic(&sandbox),
+        traffic,
         vec![
             "GET /api/items?per_page=4 200",
             "GET /api/items?per_page=4&page=2 200",
@@ -213,21 +207,13 @@ async fn link_mode_follows_the_relative_rel_next_link_among_several() {
 
 #[tokio::test]
 async fn cursor_mode_sends_the_next_cursor_from_the_body() {
-    let sandbox = sandbox().await;
-    sandbox.set_items(distinct_items(10));
-    let step = step(
-        &sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(
-            json!({"pagination": "cursor", "page_size": 4, "cursor_pointer": "/next_cursor", "cursor_param": "cursor", "has_more_pointer": ""}),
-        ),
-    );
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
-    assert_eq!(outcome, Outcome::Completed);
-    assert_eq!(ids(&events), expected_ids(1..=10));
+    let traffic = poll_all_of(
+        10,
+        json!({"pagination": "cursor", "page_size": 4, "cursor_pointer": "/next_cursor", "cursor_param": "cursor", "has_more_pointer": ""}),
+    )
+    .await;
     assert_eq!(
-        traffic(&sandbox),
+        traffic,
         vec![
             "GET /api/items?per_page=4 200",
             "GET /api/items?per_page=4&cursor=4 200",
@@ -240,29 +226,19 @@ async fn cursor_mode_sends_the_next_cursor_from_the_body() {
 async fn the_page_bound_ends_a_poll_and_the_next_poll_continues_from_the_mark() {
     let sandbox = sandbox().await;
     sandbox.set_items(distinct_items(12));
-    let step = step(
-        &sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(json!({"max_pages": 2})),
-    );
-    let (_, first) = run(&step, json!({}), &json!({})).await;
+    let step = poll_step(&sandbox, json!({"max_pages": 2}));
+    let (_, first) = poll(&step, &json!({})).await;
     assert_eq!(ids(&first), expected_ids(1..=10));
     assert_eq!(sandbox.api_calls(), 2);
-    let (_, second) = run(&step, json!({}), &last_snapshot(&first).unwrap()).await;
+    let (_, second) = poll(&step, &last_snapshot(&first).unwrap()).await;
     assert_eq!(ids(&second), expected_ids(11..=12));
 }
 
 #[tokio::test]
 async fn a_bad_config_fails_with_an_error_naming_the_field_before_any_call() {
     let sandbox = sandbox().await;
-    let step = step(
-        &sandbox,
-        "pollItems",
-        GrantState::Valid,
-        paged(json!({"pagination": "pages"})),
-    );
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    let step = poll_step(&sandbox, json!({"pagination": "pages"}));
+    let (outcome, events) = poll(&step, &json!({})).await;
     let Outcome::Failed { report, .. } = outcome else {
         panic!("the poll fails");
     };
@@ -279,9 +255,9 @@ async fn a_bad_config_fails_with_an_error_naming_the_field_before_any_call() {
 async fn an_api_error_names_the_status_and_emits_no_snapshot() {
     let sandbox = sandbox().await;
     sandbox.set_items(distinct_items(3));
-    let step = step(&sandbox, "pollItems", GrantState::Valid, paged(json!({})));
+    let step = poll_step(&sandbox, json!({}));
     sandbox.fail_api_calls(&[500]);
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    let (outcome, events) = poll(&step, &json!({})).await;
     let Outcome::Failed { report, .. } = outcome else {
         panic!("the poll fails");
     };
@@ -339,7 +315,7 @@ async fn a_next_link_to_another_origin_is_not_followed_with_the_token() {
         component::clock::system(),
     )
     .unwrap();
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    let (outcome, events) = poll(&step, &json!({})).await;
     let Outcome::Failed { report, .. } = outcome else {
         panic!("the poll refuses the link");
     };

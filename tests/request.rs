@@ -7,10 +7,22 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use component::event::{Event, EventKind, Rebound};
-use component::sandbox::GrantState;
-use component::step::Outcome;
+use component::sandbox::{GrantState, Sandbox};
+use component::step::{Outcome, Step};
 use serde_json::{Value, json};
 
+/// A `request` step over `sandbox` with a valid grant: all but the token-refresh test start so.
+fn request_step(sandbox: &Sandbox, fields: Value) -> Step {
+    step(sandbox, "request", GrantState::Valid, fields)
+}
+
+/// Sends one message with `body` through `step`: `request` keeps no snapshot, so it gets an
+/// empty one.
+async fn send(step: &Step, body: Value) -> (Outcome, Vec<Event>) {
+    run(step, body, &json!({})).await
+}
+
+/// The one data event's body, after checking the request completed and emitted only that.
 fn only_data(outcome: Outcome, events: &[Event]) -> Value {
     assert_eq!(outcome, Outcome::Completed, "{events:?}");
     let data = data(events);
@@ -18,6 +30,7 @@ fn only_data(outcome: Outcome, events: &[Event]) -> Value {
     data[0].clone()
 }
 
+/// The error report of a failed request; a completed one fails the test.
 fn failure(outcome: Outcome) -> component::event::ErrorReport {
     match outcome {
         Outcome::Failed { report, .. } => report,
@@ -28,14 +41,12 @@ fn failure(outcome: Outcome) -> component::event::ErrorReport {
 #[tokio::test]
 async fn path_placeholders_are_filled_from_the_body_and_percent_encoded() {
     let sandbox = sandbox().await;
-    let step = step(
+    let step = request_step(
         &sandbox,
-        "request",
-        GrantState::Valid,
         json!({"method": "post", "path": "/echo/items/{id}/notes/{n}"}),
     );
     let body = json!({"id": "a b/c?d#é", "n": 7, "text": "hello"});
-    let (outcome, events) = run(&step, body.clone(), &json!({})).await;
+    let (outcome, events) = send(&step, body.clone()).await;
     let out = only_data(outcome, &events);
     assert_eq!(out["status"], json!(200));
     assert_eq!(out["headers"]["content-type"], json!("application/json"));
@@ -55,10 +66,8 @@ async fn path_placeholders_are_filled_from_the_body_and_percent_encoded() {
 #[tokio::test]
 async fn extra_headers_and_query_from_json_text_are_sent() {
     let sandbox = sandbox().await;
-    let step = step(
+    let step = request_step(
         &sandbox,
-        "request",
-        GrantState::Valid,
         json!({
             "method": "GET",
             "path": "/echo/search",
@@ -66,7 +75,7 @@ async fn extra_headers_and_query_from_json_text_are_sent() {
             "query": "{\"q\": \"a b&c\", \"n\": 2, \"tag\": [\"x\", \"y\"]}",
         }),
     );
-    let (outcome, events) = run(&step, json!({"ignored": true}), &json!({})).await;
+    let (outcome, events) = send(&step, json!({"ignored": true})).await;
     let out = only_data(outcome, &events);
     assert_eq!(out["body"]["query"], json!("q=a+b%26c&n=2&tag=x&tag=y"));
     assert_eq!(out["body"]["x_request_tag"], json!("tag-1"));
@@ -76,13 +85,11 @@ async fn extra_headers_and_query_from_json_text_are_sent() {
 #[tokio::test]
 async fn a_missing_placeholder_field_is_an_input_error_and_nothing_is_sent() {
     let sandbox = sandbox().await;
-    let step = step(
+    let step = request_step(
         &sandbox,
-        "request",
-        GrantState::Valid,
         json!({"method": "DELETE", "path": "/echo/items/{id}"}),
     );
-    let (outcome, _) = run(&step, json!({"name": "x"}), &json!({})).await;
+    let (outcome, _) = send(&step, json!({"name": "x"})).await;
     let report = failure(outcome);
     assert_eq!(report.name, "InvalidInput");
     assert_eq!(
@@ -95,14 +102,9 @@ async fn a_missing_placeholder_field_is_an_input_error_and_nothing_is_sent() {
 #[tokio::test]
 async fn a_429_becomes_a_rebound_carrying_retry_after() {
     let sandbox = sandbox().await;
-    let post = step(
-        &sandbox,
-        "request",
-        GrantState::Valid,
-        json!({"method": "POST", "path": "/echo/items"}),
-    );
+    let post = request_step(&sandbox, json!({"method": "POST", "path": "/echo/items"}));
     sandbox.fail_api_calls(&[429]);
-    let (outcome, events) = run(&post, json!({"a": 1}), &json!({})).await;
+    let (outcome, events) = send(&post, json!({"a": 1})).await;
     assert_eq!(outcome, Outcome::Completed);
     assert_eq!(
         events,
@@ -112,13 +114,11 @@ async fn a_429_becomes_a_rebound_carrying_retry_after() {
         })]
     );
 
-    let get = step(
+    let get = request_step(
         &sandbox,
-        "request",
-        GrantState::Valid,
         json!({"method": "GET", "path": "/status/429?retry_after=7"}),
     );
-    let (_, events) = run(&get, json!({}), &json!({})).await;
+    let (_, events) = send(&get, json!({})).await;
     assert_eq!(
         events,
         vec![Event::Rebound(Rebound {
@@ -136,13 +136,8 @@ async fn a_503_becomes_a_rebound_and_an_http_date_counts_from_now() {
         "/status/503?retry_after={}",
         url::form_urlencoded::byte_serialize(date.as_bytes()).collect::<String>()
     );
-    let step = step(
-        &sandbox,
-        "request",
-        GrantState::Valid,
-        json!({"method": "GET", "path": path}),
-    );
-    let (outcome, events) = run(&step, json!({}), &json!({})).await;
+    let step = request_step(&sandbox, json!({"method": "GET", "path": path}));
+    let (outcome, events) = send(&step, json!({})).await;
     assert_eq!(outcome, Outcome::Completed);
     assert_eq!(events.len(), 1);
     let Event::Rebound(rebound) = &events[0] else {
@@ -160,13 +155,11 @@ async fn a_503_becomes_a_rebound_and_an_http_date_counts_from_now() {
 async fn other_statuses_fail_naming_the_status_and_a_body_excerpt() {
     let sandbox = sandbox().await;
     for (code, reason) in [(404, "Not Found"), (500, "Internal Server Error")] {
-        let step = step(
+        let step = request_step(
             &sandbox,
-            "request",
-            GrantState::Valid,
             json!({"method": "GET", "path": format!("/status/{code}")}),
         );
-        let (outcome, events) = run(&step, json!({}), &json!({})).await;
+        let (outcome, events) = send(&step, json!({})).await;
         let report = failure(outcome);
         assert_eq!(report.name, "ApiError");
         assert_eq!(
@@ -181,13 +174,8 @@ async fn other_statuses_fail_naming_the_status_and_a_body_excerpt() {
 #[tokio::test]
 async fn text_bodies_are_emitted_as_text_and_empty_ones_as_null() {
     let sandbox = sandbox().await;
-    let csv = step(
-        &sandbox,
-        "request",
-        GrantState::Valid,
-        json!({"method": "GET", "path": "/report.csv"}),
-    );
-    let (outcome, events) = run(&csv, json!({}), &json!({})).await;
+    let csv = request_step(&sandbox, json!({"method": "GET", "path": "/report.csv"}));
+    let (outcome, events) = send(&csv, json!({})).await;
     let out = only_data(outcome, &events);
     assert_eq!(out["body"], json!("id,name\n1,first\n"));
     assert_eq!(
@@ -195,13 +183,8 @@ async fn text_bodies_are_emitted_as_text_and_empty_ones_as_null() {
         json!("text/csv; charset=utf-8")
     );
 
-    let empty = step(
-        &sandbox,
-        "request",
-        GrantState::Valid,
-        json!({"method": "GET", "path": "/status/204"}),
-    );
-    let (outcome, events) = run(&empty, json!({}), &json!({})).await;
+    let empty = request_step(&sandbox, json!({"method": "GET", "path": "/status/204"}));
+    let (outcome, events) = send(&empty, json!({})).await;
     let out = only_data(outcome, &events);
     assert_eq!(out["status"], json!(204));
     assert_eq!(out["body"], Value::Null);
@@ -216,7 +199,7 @@ async fn an_expired_token_is_refreshed_once_and_the_call_replayed() {
         GrantState::ExpiredUnknown,
         json!({"method": "PUT", "path": "/echo/items/{id}"}),
     );
-    let (outcome, events) = run(&step, json!({"id": 5, "x": true}), &json!({})).await;
+    let (outcome, events) = send(&step, json!({"id": 5, "x": true})).await;
     assert_eq!(outcome, Outcome::Completed);
     assert_eq!(
         events.iter().map(Event::kind).collect::<Vec<_>>(),

@@ -8,16 +8,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use bed::{Bed, decrypt, decrypt_field, header, header_int, header_text, routing_keys, text};
+use bed::{
+    Bed, Running, decrypt, decrypt_field, error_report, header, header_int, header_text,
+    routing_keys, start, text,
+};
 use component::crypto::Encoding;
 use component::event::Rebound;
-use component::settings::Settings;
-use component::worker::{self, WorkerError};
 use component::{Action, Context, Message, ProcessError, Registry, StepConfig, Trigger};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -100,34 +99,7 @@ impl Trigger for Counter {
     }
 }
 
-struct Running {
-    handle: JoinHandle<Result<(), WorkerError>>,
-    stop: oneshot::Sender<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(40), self.handle)
-            .await
-            .expect("the worker stops within the grace period")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn start(vars: Vec<(String, String)>, registry: Registry) -> Running {
-    let settings = Settings::from_vars(vars).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        worker::run(settings, &registry, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    Running { handle, stop }
-}
-
+/// A registry with `echo` as the action `echo` and [`Counter`] as the trigger `counter`.
 fn echo_registry(echo: &Echo) -> Registry {
     let mut registry = Registry::new();
     registry.action("echo", echo.clone());
@@ -135,6 +107,16 @@ fn echo_registry(echo: &Echo) -> Registry {
     registry
 }
 
+/// Starts the worker on [`echo_registry`] with the bed's environment for `echo` and `extra` set
+/// over it: the echo tests differ only in what they send and in a setting or two.
+fn start_echo(bed: &Bed, echo: &Echo, extra: &[(&str, &str)]) -> Running {
+    start(
+        with(bed.vars("echo", &json!({})), extra),
+        echo_registry(echo),
+    )
+}
+
+/// `vars` with each `(name, value)` of `extra` set, replacing any earlier value of `name`.
 fn with(mut vars: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
@@ -159,7 +141,7 @@ async fn a_message_in_gives_a_data_message_out_with_identity_headers_and_a_body_
     headers.insert("X-EIO-META-Tenant".into(), text("acme"));
     headers.insert("protocolVersion".into(), AMQPValue::ShortShortInt(1));
     bed.send_raw(&body, headers).await;
-    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[]);
 
     let events = bed.collect(1, WAIT).await;
     assert_eq!(routing_keys(&events), ["data"]);
@@ -227,14 +209,14 @@ async fn protocol_v2_input_is_read_and_v2_output_is_raw_and_persistent() {
         "m-v1",
     )
     .await;
-    let vars = with(
-        bed.vars("echo", &json!({})),
+    let worker = start_echo(
+        &bed,
+        &echo,
         &[
             ("ELASTICIO_PROTOCOL_VERSION", "2"),
             ("ELASTICIO_AMQP_PERSISTENT_MESSAGES", "true"),
         ],
     );
-    let worker = start(vars, echo_registry(&echo));
     let events = bed.collect(2, WAIT).await;
     // The second message names its own routing key through x-eio-routing-key.
     assert_eq!(routing_keys(&events), ["data", "rebound"]);
@@ -262,7 +244,7 @@ async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_i
     let mut headers = FieldTable::default();
     headers.insert("messageId".into(), text("in-f"));
     bed.send_raw(&body, headers).await;
-    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[]);
     let events = bed.collect(2, WAIT).await;
     assert_eq!(
         routing_keys(&events),
@@ -277,7 +259,7 @@ async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_i
         "errorInput is the v1 body as received"
     );
     assert_eq!(decrypt_field(error["errorInput"].as_str().unwrap()), input);
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(&events[0]);
     assert_eq!(report["name"], "InvalidInput");
     assert_eq!(
         report["message"],
@@ -308,7 +290,7 @@ async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() 
         "good",
     )
     .await;
-    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[]);
     let events = bed.collect(5, WAIT).await;
     // Dead-lettering is asynchronous in the broker: compare as a set, then by kind.
     let mut keys = routing_keys(&events);
@@ -327,10 +309,9 @@ async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() 
         first["errorInput"],
         json!(base64::engine::general_purpose::STANDARD.encode(garbage))
     );
-    let report = decrypt_field(first["error"].as_str().unwrap());
+    let report = error_report(errors[0]);
     assert_eq!(report["name"], "InvalidMessage");
-    let second: Value = serde_json::from_slice(&errors[1].data).unwrap();
-    let report = decrypt_field(second["error"].as_str().unwrap());
+    let report = error_report(errors[1]);
     assert!(
         report["message"]
             .as_str()
@@ -356,19 +337,9 @@ async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() 
 async fn twenty_messages_with_prefetch_five_are_all_processed_five_at_a_time() {
     let bed = Bed::new().await;
     let echo = Echo::default();
-    for i in 0..20 {
-        bed.send(
-            &json!({"body": {"i": i, "sleep_ms": 150}}),
-            Encoding::Base64,
-            &format!("m-{i}"),
-        )
+    bed.send_numbered(0..20, |i| json!({"i": i, "sleep_ms": 150}))
         .await;
-    }
-    let vars = with(
-        bed.vars("echo", &json!({})),
-        &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "5")],
-    );
-    let worker = start(vars, echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "5")]);
     let events = bed.collect(20, WAIT).await;
     assert_eq!(events.len(), 20);
     let mut seen: Vec<u64> = events
@@ -388,19 +359,9 @@ async fn twenty_messages_with_prefetch_five_are_all_processed_five_at_a_time() {
 async fn graceful_shutdown_finishes_in_flight_messages_and_loses_nothing() {
     let bed = Bed::new().await;
     let echo = Echo::default();
-    for i in 0..12 {
-        bed.send(
-            &json!({"body": {"i": i, "sleep_ms": 700}}),
-            Encoding::Base64,
-            &format!("m-{i}"),
-        )
+    bed.send_numbered(0..12, |i| json!({"i": i, "sleep_ms": 700}))
         .await;
-    }
-    let vars = with(
-        bed.vars("echo", &json!({})),
-        &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "4")],
-    );
-    let worker = start(vars, echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "4")]);
     while echo.started.load(Ordering::SeqCst) < 4 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -451,11 +412,7 @@ async fn a_redelivered_message_id_is_not_processed_twice_while_in_flight() {
         "same",
     )
     .await;
-    let vars = with(
-        bed.vars("echo", &json!({})),
-        &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "2")],
-    );
-    let worker = start(vars, echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "2")]);
     let events = bed.collect(1, WAIT).await;
     assert_eq!(
         routing_keys(&events),
@@ -510,7 +467,7 @@ async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the
     last.insert("messageId".into(), text("r-20"));
     last.insert("reboundIteration".into(), AMQPValue::LongInt(20));
     bed.send_raw(&body, last).await;
-    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[]);
     let events = bed.collect(3, WAIT).await;
     assert_eq!(
         routing_keys(&events),
@@ -529,8 +486,7 @@ async fn a_rebound_resends_the_original_bytes_with_doubling_expiration_until_the
         rebound.properties.expiration().as_ref().map(|e| e.as_str()),
         Some("60000")
     );
-    let error: Value = serde_json::from_slice(&events[1].data).unwrap();
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(&events[1]);
     assert!(
         report["message"]
             .as_str()
@@ -549,7 +505,7 @@ async fn an_input_without_message_id_is_processed_and_acked() {
     let echo = Echo::default();
     let body = bed::cipher().encode(br#"{"body":{"anonymous":true}}"#, Encoding::Base64);
     bed.send_raw(&body, FieldTable::default()).await;
-    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[]);
     let events = bed.collect(1, WAIT).await;
     assert_eq!(
         routing_keys(&events),
@@ -577,15 +533,14 @@ async fn a_data_message_over_the_size_limit_becomes_an_error_and_a_rejection() {
         "big",
     )
     .await;
-    let vars = with(
-        bed.vars("echo", &json!({})),
+    let worker = start_echo(
+        &bed,
+        &echo,
         &[("ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT", "300")],
     );
-    let worker = start(vars, echo_registry(&echo));
     let events = bed.collect(2, WAIT).await;
     assert_eq!(routing_keys(&events), ["error", "dead"]);
-    let error: Value = serde_json::from_slice(&events[0].data).unwrap();
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(&events[0]);
     assert_eq!(report["name"], "EmitError");
     assert!(
         report["message"]
@@ -645,15 +600,15 @@ async fn a_nacked_publish_is_retried_with_a_retry_header_and_the_input_waits_for
         "flow",
     )
     .await;
-    let vars = with(
-        bed.vars("echo", &json!({})),
+    let worker = start_echo(
+        &bed,
+        &echo,
         &[
             ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "Infinity"),
             ("ELASTICIO_AMQP_PUBLISH_RETRY_DELAY", "50"),
             ("ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY", "200"),
         ],
     );
-    let worker = start(vars, echo_registry(&echo));
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(echo.started.load(Ordering::SeqCst), 1);
     assert_eq!(
@@ -719,7 +674,7 @@ async fn a_panicking_function_is_reported_and_rejected_and_the_worker_keeps_goin
         "p-2",
     )
     .await;
-    let worker = start(bed.vars("echo", &json!({})), echo_registry(&echo));
+    let worker = start_echo(&bed, &echo, &[]);
     let events = bed.collect(3, WAIT).await;
     let mut keys = routing_keys(&events);
     keys.sort();
@@ -728,8 +683,7 @@ async fn a_panicking_function_is_reported_and_rejected_and_the_worker_keeps_goin
         .iter()
         .find(|e| e.routing_key.as_str().ends_with(".error"))
         .unwrap();
-    let error: Value = serde_json::from_slice(&error.data).unwrap();
-    let report = decrypt_field(error["error"].as_str().unwrap());
+    let report = error_report(error);
     assert_eq!(report["name"], "Panic");
     worker.stop().await;
     assert_eq!(bed.input_ready().await, 0);

@@ -2,14 +2,32 @@
 
 mod bed;
 
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bed::{Bed, Provider, decrypt, request_config, routing_keys};
-use component::crypto::Encoding;
+use lapin::message::Delivery;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+/// A provider answering after `delay_ms`, a bed with `count` numbered messages queued, and the
+/// worker's environment for `request` with a token that is `expired` or good for an hour:
+/// every run of the binary here starts from that.
+async fn queued_requests(
+    delay_ms: u64,
+    count: u64,
+    expired: bool,
+) -> (Provider, Bed, Vec<(String, String)>) {
+    let provider = Provider::default();
+    provider.state().delay_ms = delay_ms;
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    bed.send_numbered(0..count, |n| json!({ "n": n })).await;
+    let vars = bed.vars("request", &request_config(&base, expired));
+    (provider, bed, vars)
+}
+
+/// Runs `component worker` with exactly `vars` and `log_level`, its logs captured.
 fn spawn_worker(vars: &[(String, String)], log_level: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_component"))
         .arg("worker")
@@ -23,6 +41,7 @@ fn spawn_worker(vars: &[(String, String)], log_level: &str) -> Child {
         .expect("the component binary starts")
 }
 
+/// Sends SIGTERM to `child`, as the platform does to stop a step.
 fn terminate(child: &Child) {
     let pid = child.id().expect("still running").to_string();
     let status = std::process::Command::new("kill")
@@ -32,6 +51,31 @@ fn terminate(child: &Child) {
     assert!(status.success());
 }
 
+/// Stops `child` with SIGTERM and returns its output once it has exited with 0 within the
+/// grace period: how every run here ends.
+async fn stop(child: Child) -> Output {
+    terminate(&child);
+    let output = tokio::time::timeout(Duration::from_secs(35), child.wait_with_output())
+        .await
+        .expect("the worker exits within the grace period")
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    output
+}
+
+/// The distinct `n`s the data events answered, sorted: which messages were processed, however
+/// often.
+fn processed_ns(events: &[Delivery]) -> Vec<u64> {
+    let mut seen: Vec<u64> = events
+        .iter()
+        .map(|e| decrypt(e)["body"]["body"]["n"].as_u64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+/// Polls `done` every 20 ms, failing the test after 20 s.
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done() {
@@ -42,19 +86,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_with_sigkill_mid_batch_is_restarted_and_processes_the_rest() {
-    let provider = Provider::default();
-    provider.state().delay_ms = 150;
-    let base = provider.serve().await;
-    let bed = Bed::new().await;
-    for n in 0..20 {
-        bed.send(
-            &json!({"body": {"n": n}}),
-            Encoding::Base64,
-            &format!("m-{n}"),
-        )
-        .await;
-    }
-    let mut vars = bed.vars("request", &request_config(&base, false));
+    let (provider, bed, mut vars) = queued_requests(150, 20, false).await;
     vars.push(("ELASTICIO_RABBITMQ_PREFETCH_SAILOR".into(), "2".into()));
 
     let mut first = spawn_worker(&vars, "info");
@@ -65,19 +97,11 @@ async fn a_worker_killed_with_sigkill_mid_batch_is_restarted_and_processes_the_r
 
     let second = spawn_worker(&vars, "info");
     let events = bed.collect(20, Duration::from_secs(30)).await;
-    terminate(&second);
-    let status = second.wait_with_output().await.unwrap().status;
-    assert_eq!(status.code(), Some(0));
+    stop(second).await;
 
     assert!(routing_keys(&events).iter().all(|k| k == "data"));
-    let mut seen: Vec<u64> = events
-        .iter()
-        .map(|e| decrypt(e)["body"]["body"]["n"].as_u64().unwrap())
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
     assert_eq!(
-        seen,
+        processed_ns(&events),
         (0..20).collect::<Vec<_>>(),
         "every message was processed"
     );
@@ -93,19 +117,7 @@ async fn a_worker_killed_with_sigkill_mid_batch_is_restarted_and_processes_the_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
-    let provider = Provider::default();
-    provider.state().delay_ms = 800;
-    let base = provider.serve().await;
-    let bed = Bed::new().await;
-    for n in 0..3 {
-        bed.send(
-            &json!({"body": {"n": n}}),
-            Encoding::Base64,
-            &format!("m-{n}"),
-        )
-        .await;
-    }
-    let vars = bed.vars("request", &request_config(&base, true));
+    let (provider, bed, vars) = queued_requests(800, 3, true).await;
     let child = spawn_worker(&vars, "debug");
     // The refresh happens before the first API call, which then takes 800 ms.
     wait_until("the token was refreshed", || {
@@ -113,12 +125,7 @@ async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    terminate(&child);
-    let output = tokio::time::timeout(Duration::from_secs(35), child.wait_with_output())
-        .await
-        .expect("the worker exits within the grace period")
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    let output = stop(child).await;
 
     let events = bed.collect(2, Duration::from_secs(5)).await;
     let keys = routing_keys(&events);
@@ -197,19 +204,7 @@ fn close_connections(prefix: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_connection_loss_the_worker_reconnects_and_loses_nothing() {
-    let provider = Provider::default();
-    provider.state().delay_ms = 250;
-    let base = provider.serve().await;
-    let bed = Bed::new().await;
-    for n in 0..20 {
-        bed.send(
-            &json!({"body": {"n": n}}),
-            Encoding::Base64,
-            &format!("m-{n}"),
-        )
-        .await;
-    }
-    let mut vars = bed.vars("request", &request_config(&base, false));
+    let (provider, bed, mut vars) = queued_requests(250, 20, false).await;
     vars.push(("ELASTICIO_RABBITMQ_PREFETCH_SAILOR".into(), "1".into()));
     let hostname = format!("test-{}", bed.id);
     vars.push(("HOSTNAME".into(), hostname.clone()));
@@ -227,17 +222,9 @@ async fn after_a_connection_loss_the_worker_reconnects_and_loses_nothing() {
     assert!(done_at_loss < 20, "lost mid-batch ({done_at_loss} done)");
 
     let events = bed.collect(20, Duration::from_secs(30)).await;
-    terminate(&child);
-    let output = child.wait_with_output().await.unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let mut seen: Vec<u64> = events
-        .iter()
-        .map(|e| decrypt(e)["body"]["body"]["n"].as_u64().unwrap())
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
+    let output = stop(child).await;
     assert_eq!(
-        seen,
+        processed_ns(&events),
         (0..20).collect::<Vec<_>>(),
         "every message was processed"
     );

@@ -5,35 +5,20 @@ mod bed;
 
 use std::time::Duration;
 
-use bed::{Bed, Provider, decrypt, header_text, request_config, routing_keys};
-use component::crypto::Encoding;
+use bed::{Bed, Provider, decrypt, header_text, request_config, routing_keys, start};
 use component::registry::Registry;
-use component::settings::Settings;
-use component::worker;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_gives_exactly_one_update_keys_message_then_data_for_every_message() {
     let provider = Provider::default();
     let base = provider.serve().await;
     let bed = Bed::new().await;
-    for n in [7, 8, 9] {
-        bed.send(
-            &json!({"body": {"n": n}}),
-            Encoding::Base64,
-            &format!("m-{n}"),
-        )
-        .await;
-    }
-    let settings = Settings::from_vars(bed.vars("request", &request_config(&base, true))).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        worker::run(settings, &Registry::builtin(), async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    bed.send_numbered([7, 8, 9], |n| json!({ "n": n })).await;
+    let worker = start(
+        bed.vars("request", &request_config(&base, true)),
+        Registry::builtin(),
+    );
 
     let events = bed.collect(4, Duration::from_secs(20)).await;
     assert_eq!(routing_keys(&events), ["keys", "data", "data", "data"]);
@@ -72,8 +57,7 @@ async fn an_expired_token_gives_exactly_one_update_keys_message_then_data_for_ev
         assert_eq!(message["body"]["status"], json!(200));
         assert_eq!(message["body"]["body"], json!({ "n": n }));
     }
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    worker.stop().await;
     let (refreshes, tokens) = {
         let state = provider.state();
         let tokens: Vec<String> = state.calls.iter().map(|(_, t)| t.clone()).collect();

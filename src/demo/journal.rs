@@ -1,49 +1,16 @@
 //! What the demo saw, in order: the sandbox's traffic and the step's events on one timeline,
 //! printed for people, with every token value redacted.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::emitter::{EmitError, EventSink};
 use crate::event::Event;
 use crate::sandbox::TrafficRecord;
 
 /// Token fields whose values never appear in the printout.
 const SECRET_FIELDS: &[&str] = &["access_token", "refresh_token", "id_token"];
-
-/// A sink that keeps each event with the moment it was emitted, so it can be placed among
-/// the HTTP exchanges that caused it.
-#[derive(Debug, Default, Clone)]
-pub struct TimedSink {
-    events: Arc<Mutex<Vec<(Instant, Event)>>>,
-}
-
-impl TimedSink {
-    /// Removes and returns the events so far.
-    pub fn take(&self) -> Vec<(Instant, Event)> {
-        std::mem::take(
-            &mut *self
-                .events
-                .lock()
-                .expect("no code panics while holding this lock"),
-        )
-    }
-}
-
-#[async_trait]
-impl EventSink for TimedSink {
-    async fn publish(&self, event: Event) -> Result<(), EmitError> {
-        self.events
-            .lock()
-            .expect("no code panics while holding this lock")
-            .push((Instant::now(), event));
-        Ok(())
-    }
-}
 
 /// One line of the timeline.
 #[derive(Debug)]

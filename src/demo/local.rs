@@ -1,5 +1,5 @@
 //! The in-process driver: each message goes straight to [`Step::process`], the path the
-//! worker takes after decoding a delivery, and events are caught by a [`TimedSink`].
+//! worker takes after decoding a delivery, and events are caught by a [`CollectingSink`], with the time of each.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::DemoError;
 use super::checks::Checks;
 use super::driver::{Driver, Round};
-use super::journal::{Entry, TimedSink};
-use crate::emitter::Emitter;
+use super::journal::Entry;
+use crate::emitter::{CollectingSink, Emitter};
 use crate::event::Event;
 use crate::message::Message;
 use crate::step::{Outcome, Step};
@@ -19,7 +19,7 @@ use crate::step::{Outcome, Step};
 pub struct Local {
     poll: Step,
     request: Step,
-    sink: TimedSink,
+    sink: CollectingSink,
     emitter: Emitter,
     snapshot: Value,
 }
@@ -27,7 +27,7 @@ pub struct Local {
 impl Local {
     /// Drives `poll` and `request`.
     pub fn new(poll: Step, request: Step) -> Self {
-        let sink = TimedSink::default();
+        let sink = CollectingSink::new();
         Self {
             poll,
             request,
@@ -40,7 +40,7 @@ impl Local {
     fn round(&mut self, completed: bool) -> Round {
         let entries: Vec<_> = self
             .sink
-            .take()
+            .take_timed()
             .into_iter()
             .map(|(at, event)| (at, Entry::Event(event)))
             .collect();

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, missing_docs)]
 
+#[path = "../broker/mod.rs"]
+mod broker;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,15 +15,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use component::crypto::{Encoding, MessageCipher};
+use component::registry::Registry;
 use component::secret::Password;
+use component::settings::Settings;
+use component::worker::{self, WorkerError};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 pub const AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const CRYPTO_PASSWORD: &str = "testCryptoPassword-s3cr3t";
@@ -156,6 +161,23 @@ impl Bed {
         self.send_raw(&body, headers).await;
     }
 
+    /// Publishes `{"body": body(n)}` for each `n` of `ns`, with messageId `m-{n}`: the batches
+    /// the worker tests queue before a run differ only in the bodies.
+    pub async fn send_numbered(
+        &self,
+        ns: impl IntoIterator<Item = u64>,
+        body: impl Fn(u64) -> Value,
+    ) {
+        for n in ns {
+            self.send(
+                &json!({ "body": body(n) }),
+                Encoding::Base64,
+                &format!("m-{n}"),
+            )
+            .await;
+        }
+    }
+
     /// Waits until `n` messages were published to the events queue, then a little longer to
     /// catch extras; returns them all, in order.
     pub async fn collect(&self, n: usize, timeout: Duration) -> Vec<Delivery> {
@@ -191,36 +213,51 @@ impl Bed {
 
     /// Messages ready in the input queue (not counting unacked ones).
     pub async fn input_ready(&self) -> u32 {
-        self.channel
-            .queue_declare(
-                self.input.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count()
+        broker::ready_count(&self.channel, &self.input).await
     }
 
     pub async fn cleanup(self) {
-        for queue in [&self.input, &self.events] {
-            let _ = self
-                .channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
+        broker::delete(
+            &self.channel,
+            &[self.input.clone(), self.events.clone()],
+            &self.exchange,
+        )
+        .await;
         let _ = self.connection.close(200, "done".into()).await;
     }
+}
+
+/// A worker running in process on its own task, stopped through [`Running::stop`].
+pub struct Running {
+    handle: JoinHandle<Result<(), WorkerError>>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Running {
+    /// Asks the worker to stop and waits for a clean exit: every in-process test ends a run
+    /// this way, so the grace-period bound is kept in one place.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(40), self.handle)
+            .await
+            .expect("the worker stops within the grace period")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Starts the worker in process with the environment `vars` and the functions of `registry`,
+/// as `component worker` would but on this test's runtime.
+pub fn start(vars: Vec<(String, String)>, registry: Registry) -> Running {
+    let settings = Settings::from_vars(vars).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        worker::run(settings, &registry, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Running { handle, stop }
 }
 
 pub fn text(value: &str) -> AMQPValue {
@@ -254,6 +291,13 @@ pub fn decrypt(delivery: &Delivery) -> Value {
 pub fn decrypt_field(text: &str) -> Value {
     let plain = cipher().decode(text.as_bytes(), Encoding::Base64).unwrap();
     serde_json::from_slice(&plain).unwrap()
+}
+
+/// The decrypted report of an error event: the event's body is plain JSON, its `error` field
+/// encrypted on its own, and the tests read the report far more often than the rest.
+pub fn error_report(delivery: &Delivery) -> Value {
+    let error: Value = serde_json::from_slice(&delivery.data).unwrap();
+    decrypt_field(error["error"].as_str().unwrap())
 }
 
 pub fn routing_keys(deliveries: &[Delivery]) -> Vec<String> {

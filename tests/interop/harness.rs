@@ -8,6 +8,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../broker/mod.rs"]
+mod broker;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -205,20 +208,7 @@ impl Flow {
                 AMQPValue::LongString(LongString::from(value.as_bytes().to_vec())),
             );
         }
-        let confirm = self
-            .channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default().with_headers(table),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert!(confirm.is_ack());
+        self.publish(queue, &body, table).await;
     }
 
     /// Publishes a received message again, bytes and headers unchanged, into `queue`.
@@ -227,15 +217,20 @@ impl Flow {
         for (name, value) in &message.headers {
             table.insert(name.as_str().into(), value.clone());
         }
-        let properties = BasicProperties::default().with_headers(table);
+        self.publish(queue, &message.body, table).await;
+    }
+
+    /// Publishes `body` with `headers` straight into `queue` and waits for the broker's ack:
+    /// both ways of sending end here, so neither goes on before the message is safe.
+    async fn publish(&self, queue: &str, body: &[u8], headers: FieldTable) {
         let confirm = self
             .channel
             .basic_publish(
                 "".into(),
                 queue.into(),
                 BasicPublishOptions::default(),
-                &message.body,
-                properties,
+                body,
+                BasicProperties::default().with_headers(headers),
             )
             .await
             .unwrap()
@@ -301,36 +296,13 @@ impl Flow {
 
     /// Messages waiting in `queue`.
     pub async fn depth(&self, queue: &str) -> u32 {
-        self.channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count()
+        broker::ready_count(&self.channel, queue).await
     }
 
     /// Deletes every queue and the exchange.
     pub async fn cleanup(self) {
         let queues = std::mem::take(&mut *self.queues.lock().unwrap());
-        for queue in queues {
-            let _ = self
-                .channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
+        broker::delete(&self.channel, &queues, &self.exchange).await;
         let _ = self.connection.close(0, "done".into()).await;
     }
 }
