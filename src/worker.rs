@@ -40,6 +40,10 @@ use crate::registry::Registry;
 use crate::settings::Settings;
 use crate::step::{Outcome, Step, UnknownFunction};
 
+/// How long a delivery that must go back to the queue is held first, so that a failure on the
+/// broker's side (an exchange gone, a connection down) does not become a hot redelivery loop.
+pub const REQUEUE_DELAY: Duration = Duration::from_secs(1);
+
 /// How long shutdown waits for in-flight deliveries (sailor-jvm's bound).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -345,6 +349,7 @@ impl Worker {
                 Decision::Ack => acker.ack(BasicAckOptions::default()).await,
                 Decision::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
                 Decision::Requeue => {
+                    tokio::time::sleep(REQUEUE_DELAY).await;
                     acker
                         .nack(BasicNackOptions {
                             multiple: false,

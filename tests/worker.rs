@@ -276,6 +276,39 @@ async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_error_cannot_be_published_goes_back_to_the_queue() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(&json!({"body": {"n": 1}}), Encoding::Base64, "in-lost")
+        .await;
+    let missing = format!("test-{}:no-such-exchange", bed.id);
+    let worker = start_echo(
+        &bed,
+        &echo,
+        &[
+            ("ELASTICIO_PUBLISH_MESSAGES_TO", &missing),
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "1"),
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_DELAY", "10"),
+        ],
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while echo.started.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await;
+    assert!(
+        bed.collect(0, Duration::from_millis(300)).await.is_empty(),
+        "neither dead-lettered nor published anywhere"
+    );
+    assert_eq!(bed.input_ready().await, 1, "the message waits in its queue");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_is_reported_and_rejected_and_the_worker_keeps_going() {
     let bed = Bed::new().await;
     let echo = Echo::default();
