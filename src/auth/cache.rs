@@ -159,6 +159,16 @@ impl TokenCache {
         self.refresh_generation(rejected.generation, emitter).await
     }
 
+    /// Waits until the refresh in flight, if any, has finished. For callers that stop waiting
+    /// on their own request (a timeout) but must not exit before a rotated refresh token is
+    /// safe.
+    pub async fn wait_for_refresh(&self) {
+        let in_flight = self.lock().in_flight.clone();
+        if let Some(refresh) = in_flight {
+            let _ = refresh.await;
+        }
+    }
+
     /// Adopts a token set refreshed elsewhere (another replica of the step).
     pub fn adopt(&self, tokens: TokenSet) {
         let mut state = self.lock();

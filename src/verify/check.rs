@@ -32,6 +32,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of an API error body quoted in a reason.
 const EXCERPT_CHARS: usize = 200;
 
+/// How long a refresh already sent to the token endpoint may still take after the timeout:
+/// the provider may have rotated the refresh token, and the new one exists nowhere else.
+pub const REFRESH_GRACE: Duration = Duration::from_secs(10);
+
 /// The reason given when the config holds no token set.
 pub const NO_TOKEN_SET_REASON: &str =
     "The config has no oauth token set: connect the account through its OAuth2 sign-in first.";
@@ -223,11 +227,19 @@ pub async fn verify_credentials(config: &StepConfig, options: &VerifyOptions) ->
     let mut verification = match outcome {
         Ok(Ok(())) => Verification::verified(),
         Ok(Err(failure)) => Verification::not_verified(failure.reason(due_before_call)),
-        Err(_elapsed) => Verification::not_verified(format!(
-            "No answer within {}: the API or the token endpoint is too slow or unreachable. \
-             Try again later; if this persists, check `api_base_url` and `token_uri`.",
-            seconds(options.timeout)
-        )),
+        Err(_elapsed) => {
+            if tokio::time::timeout(REFRESH_GRACE, cache.wait_for_refresh())
+                .await
+                .is_err()
+            {
+                tracing::warn!(message = "A refresh was still running when the check gave up.");
+            }
+            Verification::not_verified(format!(
+                "No answer within {}: the API or the token endpoint is too slow or unreachable. \
+                 Try again later; if this persists, check `api_base_url` and `token_uri`.",
+                seconds(options.timeout)
+            ))
+        }
     };
     // A refresh that completed hands over its keys even when the check failed afterwards:
     // a rotated refresh token exists nowhere else.
