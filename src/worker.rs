@@ -37,12 +37,15 @@ use crate::event::{ErrorReport, Event};
 use crate::message::Message;
 use crate::platform::{self, StepSourceError};
 use crate::registry::Registry;
-use crate::settings::Settings;
+use crate::settings::{PublishRetry, Settings};
 use crate::step::{Outcome, Step, UnknownFunction};
 
 /// How long a delivery that must go back to the queue is held first, so that a failure on the
 /// broker's side (an exchange gone, a connection down) does not become a hot redelivery loop.
 pub const REQUEUE_DELAY: Duration = Duration::from_secs(1);
+
+/// Retries of the start-up error's publish: the process is about to exit and must not hang.
+pub const START_ERROR_PUBLISH_RETRIES: u32 = 3;
 
 /// How long shutdown waits for in-flight deliveries (sailor-jvm's bound).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -86,22 +89,67 @@ pub async fn run(
     for problem in &settings.warnings {
         tracing::warn!(message = "Incomplete environment.", problem = %problem);
     }
-    let definition = platform::load(&settings.step_source, &settings.identity).await?;
-    let step = Step::new(
-        registry,
-        &settings.function,
-        definition.config,
-        clock::system(),
-    )?;
-    serve(
-        settings,
-        step,
-        definition.snapshot,
-        definition.is_passthrough,
-        shutdown,
-    )
+    let loaded = async {
+        let definition = platform::load(&settings.step_source, &settings.identity).await?;
+        let step = Step::new(
+            registry,
+            &settings.function,
+            definition.config,
+            clock::system(),
+        )?;
+        Ok::<_, WorkerError>((step, definition.snapshot, definition.is_passthrough))
+    }
     .await;
+    let (step, snapshot, is_passthrough) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            report_start_error(&settings, &error).await;
+            return Err(error);
+        }
+    };
+    serve(settings, step, snapshot, is_passthrough, shutdown).await;
     Ok(())
+}
+
+/// Publishes why the worker could not start on the error routing key, as the sailors do, so
+/// that the failure shows in the platform's error store and not only in the container's log.
+/// There is no input, so the error has no `errorInput`.
+async fn report_start_error(settings: &Settings, error: &WorkerError) {
+    let report = ErrorReport::from_error("StartupError", error);
+    let thread_id = uuid::Uuid::new_v4().to_string();
+    let mut table = headers::base_headers(
+        &settings.identity,
+        &settings.function,
+        &IncomingHeaders::default(),
+        &thread_id,
+        headers::now_ms(),
+    );
+    table.insert(headers::MESSAGE_ID.into(), headers::text_value(&thread_id));
+    table.insert("end".into(), headers::int_value(headers::now_ms()));
+    let outgoing = sink::error_message(
+        &report,
+        None,
+        &settings.cipher,
+        &settings.error_routing_key,
+        table,
+    );
+    let retry = PublishRetry {
+        attempts: Some(START_ERROR_PUBLISH_RETRIES),
+        ..settings.publish_retry
+    };
+    let publisher = Publisher::new(
+        settings.amqp_uri.clone(),
+        settings.publish_messages_to.clone(),
+        retry,
+        settings.persistent_messages,
+    );
+    match publisher.publish(&outgoing).await {
+        Ok(()) => tracing::info!(message = "Start-up error published."),
+        Err(publish_error) => {
+            tracing::error!(message = "Start-up error could not be published.", error = %publish_error);
+        }
+    }
+    publisher.close().await;
 }
 
 /// Runs `step` as the worker until `shutdown` completes, then drains and closes.

@@ -276,6 +276,31 @@ async fn a_failing_function_publishes_one_error_with_error_input_and_the_input_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_cannot_start_publishes_why_on_the_error_key() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    let worker = start_echo(&bed, &echo, &[("ELASTICIO_FUNCTION", "nope")]);
+    let error = worker.finished().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unknown function `nope`; this component has: counter, echo"
+    );
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error"]);
+    let body: Value = serde_json::from_slice(&events[0].data).unwrap();
+    assert!(
+        body.get("errorInput").is_none(),
+        "there was no input: {body}"
+    );
+    let report = error_report(&events[0]);
+    assert_eq!(report["name"], "StartupError");
+    assert_eq!(report["message"], error.to_string());
+    assert_eq!(header_text(&events[0], "function").as_deref(), Some("nope"));
+    assert_eq!(header_text(&events[0], "stepId").as_deref(), Some("step_2"));
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_error_cannot_be_published_goes_back_to_the_queue() {
     let bed = Bed::new().await;
     let echo = Echo::default();

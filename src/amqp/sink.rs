@@ -184,14 +184,13 @@ impl DeliverySink {
     }
 
     fn error(&self, report: &ErrorReport) -> Outgoing {
-        let cipher = &self.settings().cipher;
-        let error = cipher.encode_base64(json!(report).to_string().as_bytes());
-        let body = json!({"error": error, "errorInput": self.delivered.error_input});
-        Outgoing {
-            routing_key: self.settings().error_routing_key.clone(),
-            body: body.to_string().into_bytes(),
-            properties: json_properties(self.headers(&uuid::Uuid::new_v4().to_string())),
-        }
+        error_message(
+            report,
+            Some(&self.delivered.error_input),
+            &self.settings().cipher,
+            &self.settings().error_routing_key,
+            self.headers(&uuid::Uuid::new_v4().to_string()),
+        )
     }
 
     fn snapshot(&self, snapshot: &Value) -> Outgoing {
@@ -264,6 +263,27 @@ impl DeliverySink {
                 .with_headers(table)
                 .with_expiration(expiration.to_string().into()),
         })
+    }
+}
+
+/// The wire form of an error event: plain JSON whose `error` is the encrypted report in base64
+/// and whose `errorInput`, when there was an input, is the input's ciphertext in base64.
+pub fn error_message(
+    report: &ErrorReport,
+    error_input: Option<&str>,
+    cipher: &MessageCipher,
+    routing_key: &str,
+    headers: FieldTable,
+) -> Outgoing {
+    let error = cipher.encode_base64(json!(report).to_string().as_bytes());
+    let body = match error_input {
+        Some(input) => json!({"error": error, "errorInput": input}),
+        None => json!({ "error": error }),
+    };
+    Outgoing {
+        routing_key: routing_key.to_owned(),
+        body: body.to_string().into_bytes(),
+        properties: json_properties(headers),
     }
 }
 

@@ -234,6 +234,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits for a worker that stops by itself (a start-up failure) and returns its result.
+    pub async fn finished(self) -> Result<(), WorkerError> {
+        tokio::time::timeout(Duration::from_secs(40), self.handle)
+            .await
+            .expect("the worker stops by itself")
+            .unwrap()
+    }
+
     /// Asks the worker to stop and waits for a clean exit: every in-process test ends a run
     /// this way, so the grace-period bound is kept in one place.
     pub async fn stop(self) {
