@@ -7,7 +7,7 @@ use std::time::Duration;
 use component::auth::{RefreshError, RetryPolicy, TokenCache};
 use component::clock;
 use component::config::{StepConfig, TokenAuthMethod};
-use component::emitter::{CollectingSink, Emitter};
+use component::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use component::event::{Event, EventKind};
 use component::http::{AuthClient, AuthError};
 use component::sandbox::{GrantState, Sandbox, SandboxOptions};
@@ -562,6 +562,58 @@ async fn a_caller_cancelled_during_the_refresh_does_not_lose_the_rotated_token()
         sandbox.token_requests(),
         1,
         "the rotated token was kept, not refreshed again"
+    );
+}
+
+/// A sink that takes `delay` to confirm an `updateKeys`, as a broker awaiting its confirm does.
+struct SlowKeysSink {
+    events: CollectingSink,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl EventSink for SlowKeysSink {
+    async fn publish(&self, event: Event) -> Result<(), EmitError> {
+        if event.kind() == EventKind::UpdateKeys {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.events.publish(event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_while_the_keys_are_being_published_does_not_publish_them_again() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let grant = sandbox.issue_grant(GrantState::ExpiredUnknown);
+    let config = StepConfig::from_value(sandbox.step_config(grant, json!({}))).unwrap();
+    let cache = TokenCache::from_config(&config, fast_retry(), clock::system()).unwrap();
+    let events = CollectingSink::new();
+    let emitter = Emitter::new(Arc::new(SlowKeysSink {
+        events: events.clone(),
+        delay: Duration::from_millis(400),
+    }));
+    let base = url::Url::parse(&sandbox.api_base_url()).unwrap();
+    let client = Arc::new(AuthClient::new(
+        reqwest::Client::new(),
+        cache,
+        emitter,
+        Some(base),
+    ));
+    let get = |client: Arc<AuthClient>| async move {
+        let request = client.request(Method::GET, "/me").unwrap();
+        client.send(request).await.map(|r| r.status().as_u16())
+    };
+    let first = tokio::spawn(get(client.clone()));
+    // The first call is now waiting for its keys to be confirmed.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = tokio::spawn(get(client.clone()));
+    assert_eq!(first.await.unwrap().unwrap(), 200);
+    assert_eq!(second.await.unwrap().unwrap(), 200);
+    assert_eq!(sandbox.token_requests(), 1);
+    assert_eq!(
+        events.of_kind(EventKind::UpdateKeys).len(),
+        1,
+        "one refresh, one updateKeys"
     );
 }
 

@@ -247,85 +247,82 @@ impl TokenCache {
             .shared())
     }
 
+    /// Ends the refresh of `generation`. The keys are published while the refresh is still in
+    /// flight and before the new token set is current, so that no caller can see the new
+    /// token set with its keys pending and publish them a second time.
     async fn finish_refresh(
         &self,
         generation: u64,
         outcome: Result<TokenSet, RefreshError>,
         emitter: &Emitter,
     ) -> Result<Lease, RefreshError> {
-        let tokens = {
-            let mut state = self.lock();
-            state.in_flight = None;
-            let tokens = match outcome {
-                Ok(tokens) => Arc::new(tokens),
-                Err(error) => {
-                    tracing::warn!(message = "Access token refresh failed.", %error);
-                    if error.is_reauthorization_required() && state.current.generation == generation
-                    {
-                        state.dead = Some(error.clone());
-                    }
-                    return Err(error);
+        let tokens = match outcome {
+            Ok(tokens) => Arc::new(tokens),
+            Err(error) => {
+                tracing::warn!(message = "Access token refresh failed.", %error);
+                let mut state = self.lock();
+                state.in_flight = None;
+                if error.is_reauthorization_required() && state.current.generation == generation {
+                    state.dead = Some(error.clone());
                 }
-            };
-            state.current = Lease {
-                generation: generation + 1,
-                tokens: tokens.clone(),
-            };
-            state.unpublished = true;
-            tokens
+                return Err(error);
+            }
         };
         self.inner.refreshes.fetch_add(1, Ordering::SeqCst);
-        let expires_in_s = tokens
+        let published = publish_keys(&tokens, emitter).await;
+        let lease = {
+            let mut state = self.lock();
+            state.in_flight = None;
+            state.current = Lease {
+                generation: generation + 1,
+                tokens,
+            };
+            state.dead = None;
+            state.unpublished = published.is_err();
+            state.current.clone()
+        };
+        let expires_in_s = lease
+            .tokens
             .expires_at()
             .map(|at| at.saturating_sub(self.inner.clock.now_unix()));
         tracing::info!(
             message = "Access token refreshed.",
-            generation = generation + 1,
+            generation = lease.generation,
             expires_in_s
         );
-        self.publish_keys(generation + 1, &tokens, emitter).await?;
-        Ok(Lease {
-            generation: generation + 1,
-            tokens,
-        })
+        published.map(|()| lease)
     }
 
-    /// Emits `updateKeys` with the whole token set; the refresh is complete only once the
-    /// platform has the keys, since a rotated refresh token exists nowhere else.
-    async fn publish_keys(
-        &self,
-        generation: u64,
-        tokens: &TokenSet,
-        emitter: &Emitter,
-    ) -> Result<(), RefreshError> {
-        // The one place the token set is written out: the updateKeys payload.
-        let keys = Keys::new(json!({ "oauth": tokens.expose_json() }));
-        match emitter.update_keys(keys).await {
-            Ok(()) => {
-                let mut state = self.lock();
-                if state.current.generation == generation {
-                    state.unpublished = false;
-                }
-                Ok(())
-            }
-            Err(error) => {
-                tracing::error!(message = "Refreshed keys could not be published; retrying with the next call.", %error);
-                Err(RefreshError::KeysNotPublished(error.to_string()))
-            }
-        }
-    }
-
+    /// Publishes the keys of a refresh whose `updateKeys` failed, once: the caller that finds
+    /// them pending takes the job, and hands it back if publishing fails again.
     async fn republish_if_needed(&self, emitter: &Emitter) -> Result<(), RefreshError> {
         let pending = {
-            let state = self.lock();
-            (state.unpublished && state.in_flight.is_none()).then(|| state.current.clone())
+            let mut state = self.lock();
+            let pending = state.unpublished && state.in_flight.is_none();
+            state.unpublished &= !pending;
+            pending.then(|| state.current.clone())
         };
-        match pending {
-            Some(lease) => {
-                self.publish_keys(lease.generation, &lease.tokens, emitter)
-                    .await
+        let Some(lease) = pending else {
+            return Ok(());
+        };
+        let published = publish_keys(&lease.tokens, emitter).await;
+        if published.is_err() {
+            let mut state = self.lock();
+            if state.current.generation == lease.generation {
+                state.unpublished = true;
             }
-            None => Ok(()),
         }
+        published
     }
+}
+
+/// Emits `updateKeys` with the whole token set; the refresh is complete only once the
+/// platform has the keys, since a rotated refresh token exists nowhere else.
+async fn publish_keys(tokens: &TokenSet, emitter: &Emitter) -> Result<(), RefreshError> {
+    // The one place the token set is written out: the updateKeys payload.
+    let keys = Keys::new(json!({ "oauth": tokens.expose_json() }));
+    emitter.update_keys(keys).await.map_err(|error| {
+        tracing::error!(message = "Refreshed keys could not be published; retrying with the next call.", %error);
+        RefreshError::KeysNotPublished(error.to_string())
+    })
 }
