@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use component::auth::{RefreshError, RetryPolicy, TokenCache};
+use component::auth::{RefreshError, RetryPolicy, TokenCache, TokenSet};
 use component::clock;
 use component::config::{StepConfig, TokenAuthMethod};
 use component::emitter::{CollectingSink, EmitError, Emitter, EventSink};
@@ -563,6 +563,34 @@ async fn a_caller_cancelled_during_the_refresh_does_not_lose_the_rotated_token()
         1,
         "the rotated token was kept, not refreshed again"
     );
+}
+
+#[tokio::test]
+async fn a_token_set_adopted_during_a_refresh_is_not_mistaken_for_the_refreshed_one() {
+    let (sandbox, harness) = slow_refresh(Duration::from_millis(300)).await;
+    let cache = harness.client.cache().clone();
+    let call = {
+        let harness = harness.clone();
+        tokio::spawn(async move { harness.get("/me").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another replica's keys arrive while this one's refresh is in flight.
+    let other = sandbox.issue_grant(GrantState::Valid);
+    cache.adopt(TokenSet::from_stored(other).unwrap());
+    let adopted = cache.current();
+    assert_eq!(call.await.unwrap().unwrap(), 200);
+
+    let refreshed = cache.current();
+    assert_ne!(refreshed.generation, adopted.generation);
+    // A call that carried the adopted token set was answered 401: the refreshed token set
+    // already replaced it, so no second refresh is made.
+    let emitter = Emitter::new(Arc::new(CollectingSink::new()));
+    let fresh = cache
+        .refresh_after_rejection(&adopted, &emitter)
+        .await
+        .unwrap();
+    assert_eq!(fresh.generation, refreshed.generation);
+    assert_eq!(sandbox.token_requests(), 1);
 }
 
 /// A sink that takes `delay` to confirm an `updateKeys`, as a broker awaiting its confirm does.

@@ -273,8 +273,10 @@ impl TokenCache {
         let lease = {
             let mut state = self.lock();
             state.in_flight = None;
+            // Numbered after the current generation, not after the refreshed one: a token set
+            // adopted meanwhile took that number.
             state.current = Lease {
-                generation: generation + 1,
+                generation: state.current.generation + 1,
                 tokens,
             };
             state.dead = None;
