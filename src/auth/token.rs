@@ -56,9 +56,13 @@ impl TokenSet {
         received_at: u64,
         previous: Option<&TokenSet>,
     ) -> Result<Self, TokenSetError> {
-        if !fields.contains_key("refresh_token")
-            && let Some(old) = previous.and_then(|p| p.refresh_token.as_ref())
-        {
+        // `null` and `""` are no refresh token either, as `from_fields` reads them.
+        let holds_refresh_token = match fields.get("refresh_token") {
+            None | Some(Value::Null) => false,
+            Some(Value::String(token)) => !token.is_empty(),
+            Some(_) => true,
+        };
+        if !holds_refresh_token && let Some(old) = previous.and_then(|p| p.refresh_token.as_ref()) {
             // The one place a refresh token is written back: into the token set itself.
             fields.insert("refresh_token".into(), Value::from(old.expose_secret()));
         }
@@ -229,6 +233,25 @@ mod tests {
             new.expose_json(),
             json!({"access_token": "b", "refresh_token": "keep"})
         );
+    }
+
+    #[test]
+    fn a_null_or_empty_refresh_token_keeps_the_old_one() {
+        let old =
+            TokenSet::from_stored(json!({"access_token": "a", "refresh_token": "keep"})).unwrap();
+        for none in [json!(null), json!("")] {
+            let new = TokenSet::from_response(
+                response(json!({"access_token": "b", "refresh_token": none})),
+                0,
+                Some(&old),
+            )
+            .unwrap();
+            assert_eq!(new.refresh_token().unwrap().expose_secret(), "keep");
+            assert_eq!(
+                new.expose_json(),
+                json!({"access_token": "b", "refresh_token": "keep"})
+            );
+        }
     }
 
     #[test]
