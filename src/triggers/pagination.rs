@@ -144,7 +144,13 @@ impl Pagination {
                 let page = current
                     .and_then(|p| p.parse::<u64>().ok())
                     .unwrap_or(*first);
-                NextPage::Param(param.clone(), (page + 1).to_string())
+                match page.checked_add(1) {
+                    Some(next) => NextPage::Param(param.clone(), next.to_string()),
+                    None => {
+                        tracing::warn!(message = "The page number cannot grow further; stopping.");
+                        NextPage::Done
+                    }
+                }
             }
             Self::Link => {
                 let Some(target) = link_header::next_target(seen.links.iter().copied()) else {
@@ -267,6 +273,24 @@ mod tests {
         let done = json!({"more": false});
         assert_eq!(
             mode.next(&seen(&url, &done, vec![], 3), Some("1")),
+            NextPage::Done
+        );
+    }
+
+    #[test]
+    fn page_mode_stops_at_the_largest_page_number_instead_of_overflowing() {
+        let mode = Pagination::from_config(&config(
+            json!({"pagination": "page", "first_page": u64::MAX.to_string()}),
+        ))
+        .unwrap();
+        let url = Url::parse("http://x/items").unwrap();
+        let body = json!({});
+        assert_eq!(
+            mode.next(&seen(&url, &body, vec![], 3), None),
+            NextPage::Done
+        );
+        assert_eq!(
+            mode.next(&seen(&url, &body, vec![], 3), Some(&u64::MAX.to_string())),
             NextPage::Done
         );
     }
