@@ -20,6 +20,7 @@ use super::response::{body_json, headers_json};
 use super::retry_after::retry_after_ms;
 use crate::config::StepConfig;
 use crate::event::Rebound;
+use crate::http::without_url_secrets;
 use crate::message::Message;
 use crate::module::{Action, Context, ProcessError};
 use crate::template::{excerpt, fill_path};
@@ -146,7 +147,10 @@ impl Action for Request {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after_ms(v, SystemTime::now()));
-        let bytes = response.bytes().await.map_err(ProcessError::Response)?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| ProcessError::Response(without_url_secrets(error)))?;
 
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             let reason = format!(

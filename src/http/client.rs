@@ -144,7 +144,9 @@ impl AuthClient {
     /// Sends the request with the current access token; on a rejected token, refreshes
     /// (once for all concurrent callers) and replays the request exactly once.
     pub async fn send(&self, builder: RequestBuilder) -> Result<Response, AuthError> {
-        let request = builder.build().map_err(AuthError::InvalidRequest)?;
+        let request = builder
+            .build()
+            .map_err(|error| AuthError::InvalidRequest(without_url_secrets(error)))?;
         let replay = request.try_clone().ok_or(AuthError::NotReplayable)?;
 
         let lease = self.cache.lease_for_call(&self.emitter).await?;
@@ -189,8 +191,25 @@ impl AuthClient {
         self.http
             .execute(request)
             .await
-            .map_err(AuthError::Transport)
+            .map_err(|error| AuthError::Transport(without_url_secrets(error)))
     }
+}
+
+/// Removes from `url` what may hold a secret: user info, query (API keys) and fragment.
+pub fn strip_url_secrets(url: &mut Url) {
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+}
+
+/// The error with the secrets taken out of the URL it quotes, since its `Display` ends up in
+/// error events and logs.
+pub fn without_url_secrets(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut() {
+        strip_url_secrets(url);
+    }
+    error
 }
 
 /// 401, or 403/400 carrying `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 3.1).
@@ -216,6 +235,40 @@ fn is_invalid_token_challenge(challenge: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::TokenSet;
+    use crate::config::RefreshMode;
+    use crate::emitter::CollectingSink;
+    use crate::event::ErrorReport;
+
+    #[tokio::test]
+    async fn a_transport_error_does_not_quote_the_query_or_credentials_of_the_url() {
+        let tokens = TokenSet::from_stored(serde_json::json!({"access_token": "at"})).unwrap();
+        let cache = TokenCache::new(
+            tokens,
+            Err(RefreshError::NotConfigured(
+                "no token endpoint in this test",
+            )),
+            RefreshMode::On401,
+            60,
+            crate::clock::system(),
+        );
+        let emitter = Emitter::new(std::sync::Arc::new(CollectingSink::new()));
+        let client = AuthClient::new(reqwest::Client::new(), cache, emitter, None);
+        // Port 1 on loopback refuses the connection.
+        let request = client
+            .request(
+                Method::GET,
+                "http://user:pw-s3cret@127.0.0.1:1/items?api_key=k-s3cret",
+            )
+            .unwrap();
+        let error = client.send(request).await.unwrap_err();
+        assert!(matches!(error, AuthError::Transport(_)), "{error:?}");
+        let report = ErrorReport::from_error("AuthenticatedRequestError", &error);
+        for printed in [report.message, report.stack, format!("{error:?}")] {
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(printed.contains("127.0.0.1:1/items"), "{printed}");
+        }
+    }
 
     #[test]
     fn only_bearer_invalid_token_challenges_count() {

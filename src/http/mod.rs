@@ -2,4 +2,4 @@
 
 pub mod client;
 
-pub use client::{AuthClient, AuthError, api_http_client};
+pub use client::{AuthClient, AuthError, api_http_client, strip_url_secrets, without_url_secrets};

@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::high_water::{HighWater, id_text};
 use super::pagination::{NextPage, PageSeen, Pagination, check_pointer, number_field};
 use crate::config::StepConfig;
+use crate::http::without_url_secrets;
 use crate::message::Message;
 use crate::module::{Context, ProcessError, Trigger};
 use crate::template::excerpt;
@@ -199,7 +200,10 @@ impl Trigger for PollItems {
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect();
-            let bytes = response.bytes().await.map_err(ProcessError::Response)?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|error| ProcessError::Response(without_url_secrets(error)))?;
             if !(200..300).contains(&status) {
                 return Err(ProcessError::Api {
                     status,

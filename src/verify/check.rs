@@ -21,7 +21,7 @@ use crate::clock::{self, Clock};
 use crate::config::{RefreshMode, StepConfig};
 use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use crate::event::{Event, Keys};
-use crate::http::{AuthClient, AuthError};
+use crate::http::{AuthClient, AuthError, strip_url_secrets};
 
 /// The config field naming the verification request's path.
 pub const VERIFY_PATH_FIELD: &str = "verify_path";
@@ -436,10 +436,7 @@ fn refresh_reason(lead: &str, error: &RefreshError) -> String {
 /// A URL as shown to the user: no credentials, no query (either may hold a secret).
 fn display_url(url: &Url) -> String {
     let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.set_fragment(None);
+    strip_url_secrets(&mut shown);
     shown.to_string()
 }
 
