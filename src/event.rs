@@ -75,18 +75,30 @@ pub struct ErrorReport {
 impl ErrorReport {
     /// Builds the report from an error, walking its chain of sources for `stack`.
     pub fn from_error(name: impl Into<String>, error: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = vec![error.to_string()];
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain.push(cause.to_string());
-            source = cause.source();
-        }
+        let chain: Vec<String> = error_chain(error).map(ToString::to_string).collect();
         Self {
             name: name.into(),
             message: chain.join(": "),
             stack: chain.join("\ncaused by: "),
         }
     }
+}
+
+/// An error followed by its sources, outermost first: the one walk of an error chain that
+/// error events, verification reasons and log fields share.
+pub(crate) fn error_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |cause| cause.source())
+}
+
+/// The deepest cause of an error: for network errors the one a user recognises
+/// ("Connection refused").
+pub(crate) fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    error_chain(error)
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// Keys for `updateKeys`, e.g. `{"oauth": <token set>}`. They hold secrets, so `Debug`
@@ -186,6 +198,16 @@ mod tests {
             Event::UpdateKeys(Keys::new(json!({"oauth": {"access_token": "sekrit"}})))
         );
         assert_eq!(printed, r#"UpdateKeys(Keys(["oauth"]))"#);
+    }
+
+    #[test]
+    fn innermost_is_the_deepest_cause() {
+        let outer = crate::emitter::EmitError::Transport {
+            kind: EventKind::Data,
+            source: Box::new(std::io::Error::other("connection refused")),
+        };
+        assert_eq!(innermost(&outer), "connection refused");
+        assert_eq!(innermost(&std::io::Error::other("alone")), "alone");
     }
 
     #[test]

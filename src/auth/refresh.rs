@@ -17,6 +17,7 @@ use url::form_urlencoded::byte_serialize;
 
 use super::error::RefreshError;
 use crate::config::{StepConfig, TokenAuthMethod};
+use crate::event::error_chain;
 use crate::secret::{ClientSecret, RefreshToken};
 
 /// How often and how patiently a refresh is retried on transient failures.
@@ -356,13 +357,11 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut text = kind.to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
+    // The causes only: the error's own text quotes the URL.
+    std::iter::once(kind.to_owned())
+        .chain(error_chain(error).skip(1).map(ToString::to_string))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::auth::{RefreshError, RetryPolicy, TokenCache};
 use crate::clock::{self, Clock};
 use crate::config::{RefreshMode, StepConfig};
 use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
-use crate::event::{Event, Keys};
+use crate::event::{Event, Keys, innermost};
 use crate::http::{AuthClient, AuthError, strip_url_secrets};
 
 /// The config field naming the verification request's path.
@@ -438,16 +438,6 @@ fn display_url(url: &Url) -> String {
     let mut shown = url.clone();
     strip_url_secrets(&mut shown);
     shown.to_string()
-}
-
-/// The deepest cause of an error: for network errors the one a user recognises
-/// ("Connection refused").
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = error;
-    while let Some(source) = deepest.source() {
-        deepest = source;
-    }
-    deepest.to_string()
 }
 
 fn excerpt(body: &str) -> String {

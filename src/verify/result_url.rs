@@ -10,6 +10,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::event::innermost;
 use crate::secret::Password;
 
 /// The env var naming the result URL.
@@ -126,14 +127,6 @@ impl ResultUrl {
 /// `{"status":"error","data":{"message":...}}` (sailor-nodejs `lib/service.js`).
 pub fn service_error(message: &str) -> Value {
     json!({"status": "error", "data": {"message": message}})
-}
-
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = error;
-    while let Some(source) = deepest.source() {
-        deepest = source;
-    }
-    deepest.to_string()
 }
 
 #[cfg(test)]
