@@ -48,11 +48,16 @@ pub fn excerpt(body: &[u8]) -> String {
     if text.trim().is_empty() {
         return "(empty body)".to_owned();
     }
-    let mut excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
-    if text.chars().count() > EXCERPT_CHARS {
-        excerpt.push('…');
+    truncate(&text, EXCERPT_CHARS)
+}
+
+/// `text` cut to `max_chars` characters, with `…` when something was cut.
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    let mut cut: String = text.chars().take(max_chars).collect();
+    if text.chars().nth(max_chars).is_some() {
+        cut.push('…');
     }
-    excerpt
+    cut
 }
 
 #[cfg(test)]
@@ -83,5 +88,7 @@ mod tests {
         let long = "x".repeat(1000);
         assert_eq!(excerpt(long.as_bytes()).chars().count(), EXCERPT_CHARS + 1);
         assert_eq!(excerpt(b""), "(empty body)");
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
     }
 }

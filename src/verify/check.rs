@@ -22,6 +22,7 @@ use crate::config::{RefreshMode, StepConfig};
 use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use crate::event::{Event, Keys, innermost};
 use crate::http::{AuthClient, AuthError, strip_url_secrets};
+use crate::template::truncate;
 
 /// The config field naming the verification request's path.
 pub const VERIFY_PATH_FIELD: &str = "verify_path";
@@ -440,13 +441,10 @@ fn display_url(url: &Url) -> String {
     shown.to_string()
 }
 
+/// A body as quoted in a reason: whitespace collapsed, cut at [`EXCERPT_CHARS`].
 fn excerpt(body: &str) -> String {
     let collapsed = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut excerpt: String = collapsed.chars().take(EXCERPT_CHARS).collect();
-    if collapsed.chars().count() > EXCERPT_CHARS {
-        excerpt.push('…');
-    }
-    excerpt
+    truncate(&collapsed, EXCERPT_CHARS)
 }
 
 fn seconds(duration: Duration) -> String {
