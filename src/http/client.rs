@@ -226,10 +226,37 @@ pub fn is_token_rejected(response: &Response) -> bool {
     }
 }
 
+/// True when a `WWW-Authenticate` value holds a Bearer challenge whose `error` parameter is
+/// exactly `invalid_token`. One header may carry several challenges (`Basic realm="x",
+/// Bearer error="invalid_token"`); the Bearer one's parameters run to the next scheme.
 fn is_invalid_token_challenge(challenge: &str) -> bool {
     let lower = challenge.to_ascii_lowercase();
-    lower.trim_start().starts_with("bearer")
-        && (lower.contains("error=\"invalid_token\"") || lower.contains("error=invalid_token"))
+    let scheme_starts = lower
+        .match_indices("bearer")
+        .map(|(at, _)| at)
+        .filter(|&at| {
+            let before = lower[..at].trim_end();
+            let after = lower[at + "bearer".len()..].chars().next();
+            (before.is_empty() || before.ends_with(','))
+                && after.is_none_or(|c| c.is_whitespace() || c == ',')
+        });
+    scheme_starts.into_iter().any(|at| {
+        let params = &lower[at + "bearer".len()..];
+        let mut rest = params;
+        while let Some(found) = rest.find("error=") {
+            let before = rest[..found].trim_end();
+            let value = &rest[found + "error=".len()..];
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next().unwrap_or_default(),
+                None => value.split([',', ' ', '\t']).next().unwrap_or_default(),
+            };
+            if (before.is_empty() || before.ends_with(',')) && value == "invalid_token" {
+                return true;
+            }
+            rest = &rest[found + "error=".len()..];
+        }
+        false
+    })
 }
 
 #[cfg(test)]
@@ -280,5 +307,18 @@ mod tests {
             r#"Bearer error="insufficient_scope""#
         ));
         assert!(!is_invalid_token_challenge(r#"Basic realm="x""#));
+        assert!(is_invalid_token_challenge(
+            r#"Basic realm="x", Bearer realm="api", error="invalid_token""#
+        ));
+        assert!(!is_invalid_token_challenge(
+            r#"Bearer error="invalid_token_x""#
+        ));
+        assert!(!is_invalid_token_challenge("bearer error=invalid_token_x"));
+        assert!(!is_invalid_token_challenge(
+            r#"Bearer realm="api", suberror="invalid_token""#
+        ));
+        assert!(!is_invalid_token_challenge(
+            r#"Bearerx error="invalid_token""#
+        ));
     }
 }
