@@ -116,22 +116,12 @@ pub async fn run(
 /// There is no input, so the error has no `errorInput`.
 async fn report_start_error(settings: &Settings, error: &WorkerError) {
     let report = ErrorReport::from_error("StartupError", error);
-    let thread_id = uuid::Uuid::new_v4().to_string();
-    let mut table = headers::base_headers(
-        &settings.identity,
-        &settings.function,
-        &IncomingHeaders::default(),
-        &thread_id,
-        headers::now_ms(),
-    );
-    table.insert(headers::MESSAGE_ID.into(), headers::text_value(&thread_id));
-    table.insert("end".into(), headers::int_value(headers::now_ms()));
     let outgoing = sink::error_message(
         &report,
         None,
         &settings.cipher,
         &settings.error_routing_key,
-        table,
+        headers::standalone_headers(&settings.identity, &settings.function),
     );
     let retry = PublishRetry {
         attempts: Some(START_ERROR_PUBLISH_RETRIES),

@@ -13,7 +13,7 @@ use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 
-use super::headers::{self, IncomingHeaders, MESSAGE_ID, PROTOCOL_VERSION, int_value, text_value};
+use super::headers::{self, IncomingHeaders, PROTOCOL_VERSION, int_value, text_value};
 use super::publisher::{Outgoing, Publisher, json_properties};
 use crate::crypto::{Encoding, MessageCipher};
 use crate::emitter::{EmitError, EventSink};
@@ -114,8 +114,7 @@ impl DeliverySink {
 
     fn headers(&self, message_id: &str) -> FieldTable {
         let mut table = self.delivered.base_headers.clone();
-        table.insert(MESSAGE_ID.into(), text_value(message_id));
-        table.insert("end".into(), int_value(headers::now_ms()));
+        headers::stamp(&mut table, message_id);
         table
     }
 
