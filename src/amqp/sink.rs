@@ -118,20 +118,17 @@ impl DeliverySink {
         table
     }
 
-    fn encode(&self, kind: EventKind, json: &Value) -> Result<Vec<u8>, EmitError> {
-        let settings = self.settings();
-        let body = settings
-            .cipher
-            .encode(json.to_string().as_bytes(), settings.protocol);
-        let limit = settings.outgoing_message_size_limit;
-        if body.len() > limit {
+    /// `outgoing` when its body is within `ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT`.
+    fn within_limit(&self, kind: EventKind, outgoing: Outgoing) -> Result<Outgoing, EmitError> {
+        let limit = self.settings().outgoing_message_size_limit;
+        if outgoing.body.len() > limit {
             return Err(EmitError::TooLarge {
                 kind,
-                size: body.len(),
+                size: outgoing.body.len(),
                 limit,
             });
         }
-        Ok(body)
+        Ok(outgoing)
     }
 
     fn data(&self, mut message: Message) -> Result<Outgoing, EmitError> {
@@ -148,17 +145,23 @@ impl DeliverySink {
             kind: EventKind::Data,
             reason: error.to_string(),
         })?;
-        let body = self.encode(EventKind::Data, &json)?;
+        let settings = self.settings();
+        let body = settings
+            .cipher
+            .encode(json.to_string().as_bytes(), settings.protocol);
         let mut table = self.headers(&id);
         table.insert(
             PROTOCOL_VERSION.into(),
-            int_value(self.settings().protocol.protocol_version()),
+            int_value(settings.protocol.protocol_version()),
         );
-        Ok(Outgoing {
-            routing_key,
-            body,
-            properties: json_properties(table),
-        })
+        self.within_limit(
+            EventKind::Data,
+            Outgoing {
+                routing_key,
+                body,
+                properties: json_properties(table),
+            },
+        )
     }
 
     fn add_passthrough(&self, message: &mut Message) {
@@ -212,15 +215,7 @@ impl DeliverySink {
             self.wire.account.as_deref(),
             self.headers(&uuid::Uuid::new_v4().to_string()),
         );
-        let limit = settings.outgoing_message_size_limit;
-        if outgoing.body.len() > limit {
-            return Err(EmitError::TooLarge {
-                kind: EventKind::UpdateKeys,
-                size: outgoing.body.len(),
-                limit,
-            });
-        }
-        Ok(outgoing)
+        self.within_limit(EventKind::UpdateKeys, outgoing)
     }
 
     fn rebound(&self, rebound: &Rebound) -> Result<Outgoing, EmitError> {
