@@ -3,10 +3,11 @@
 //!
 //! It loads the step, consumes the step's queue and processes up to `prefetch` deliveries at
 //! once, each in its own task and tracing span. A delivery is settled in exactly one place,
-//! [`Worker::settle`], after every publish it caused was confirmed: acked on success (a
+//! `Worker::settle`, after every publish it caused was confirmed: acked on success (a
 //! rebound is a success), rejected without requeue when it emitted an error, requeued when
 //! not even its error could be published. On connection loss it reconnects with backoff;
-//! the broker redelivers what was unacked. On shutdown it stops consuming, lets in-flight
+//! the broker redelivers what was unacked, and a delivery whose `messageId` is still in flight
+//! is not processed again but settled with the first (sailor-nodejs' messagesDB). On shutdown it stops consuming, lets in-flight
 //! deliveries finish for up to [`SHUTDOWN_GRACE`], and closes both connections.
 
 use std::collections::HashMap;
