@@ -7,8 +7,9 @@
 //! rebound is a success), rejected without requeue when it emitted an error, requeued when
 //! not even its error could be published. On connection loss it reconnects with backoff;
 //! the broker redelivers what was unacked, and a delivery whose `messageId` is still in flight
-//! is not processed again but settled with the first (sailor-nodejs' messagesDB). On shutdown it stops consuming, lets in-flight
-//! deliveries finish for up to [`SHUTDOWN_GRACE`], and closes both connections.
+//! is not processed again but settled with the first (sailor-nodejs' messagesDB). On shutdown
+//! it stops consuming, lets in-flight deliveries finish for up to [`SHUTDOWN_GRACE`], waits
+//! as long again for a token refresh still publishing its keys, and closes both connections.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -245,6 +246,16 @@ pub async fn serve(
             left = tasks.len()
         );
         tasks.shutdown().await;
+    }
+    // A refresh outlives the delivery that started it (a call that timed out, a task cut off
+    // above) and publishes its updateKeys through this publisher: until that is confirmed the
+    // rotated refresh token exists nowhere else, so the publisher stays open for it.
+    if let Some(tokens) = worker.step.tokens()
+        && tokio::time::timeout(SHUTDOWN_GRACE, tokens.wait_for_refresh())
+            .await
+            .is_err()
+    {
+        tracing::warn!(message = "A token refresh did not finish in time; its keys may be lost.");
     }
     if let Some(subscription) = last {
         subscription.close().await;
