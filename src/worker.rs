@@ -3,11 +3,13 @@
 //!
 //! It loads the step, consumes the step's queue and processes up to `prefetch` deliveries at
 //! once, each in its own task and tracing span. A delivery is settled in exactly one place,
-//! [`Worker::settle`], after every publish it caused was confirmed: acked on success (a
+//! `Worker::settle`, after every publish it caused was confirmed: acked on success (a
 //! rebound is a success), rejected without requeue when it emitted an error, requeued when
 //! not even its error could be published. On connection loss it reconnects with backoff;
-//! the broker redelivers what was unacked. On shutdown it stops consuming, lets in-flight
-//! deliveries finish for up to [`SHUTDOWN_GRACE`], and closes both connections.
+//! the broker redelivers what was unacked, and a delivery whose `messageId` is still in flight
+//! is not processed again but settled with the first (sailor-nodejs' messagesDB). On shutdown
+//! it stops consuming, lets in-flight deliveries finish for up to [`SHUTDOWN_GRACE`], waits
+//! as long again for a token refresh still publishing its keys, and closes both connections.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -116,22 +118,12 @@ pub async fn run(
 /// There is no input, so the error has no `errorInput`.
 async fn report_start_error(settings: &Settings, error: &WorkerError) {
     let report = ErrorReport::from_error("StartupError", error);
-    let thread_id = uuid::Uuid::new_v4().to_string();
-    let mut table = headers::base_headers(
-        &settings.identity,
-        &settings.function,
-        &IncomingHeaders::default(),
-        &thread_id,
-        headers::now_ms(),
-    );
-    table.insert(headers::MESSAGE_ID.into(), headers::text_value(&thread_id));
-    table.insert("end".into(), headers::int_value(headers::now_ms()));
     let outgoing = sink::error_message(
         &report,
         None,
         &settings.cipher,
         &settings.error_routing_key,
-        table,
+        headers::standalone_headers(&settings.identity, &settings.function),
     );
     let retry = PublishRetry {
         attempts: Some(START_ERROR_PUBLISH_RETRIES),
@@ -254,6 +246,16 @@ pub async fn serve(
             left = tasks.len()
         );
         tasks.shutdown().await;
+    }
+    // A refresh outlives the delivery that started it (a call that timed out, a task cut off
+    // above) and publishes its updateKeys through this publisher: until that is confirmed the
+    // rotated refresh token exists nowhere else, so the publisher stays open for it.
+    if let Some(tokens) = worker.step.tokens()
+        && tokio::time::timeout(SHUTDOWN_GRACE, tokens.wait_for_refresh())
+            .await
+            .is_err()
+    {
+        tracing::warn!(message = "A token refresh did not finish in time; its keys may be lost.");
     }
     if let Some(subscription) = last {
         subscription.close().await;

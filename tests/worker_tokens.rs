@@ -3,11 +3,75 @@
 
 mod bed;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bed::{Bed, Provider, decrypt, header_text, request_config, routing_keys, start};
 use component::registry::Registry;
-use serde_json::json;
+use component::{Action, Context, Message, ProcessError, StepConfig};
+use serde_json::{Value, json};
+
+/// Calls the API with 100 ms of patience and succeeds either way: a function that gives up
+/// on its call while the refresh the call started is still running.
+struct Impatient {
+    returned: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Action for Impatient {
+    async fn process(
+        &self,
+        _message: &Message,
+        _config: &StepConfig,
+        _snapshot: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        let http = ctx.http()?;
+        let request = http
+            .request(reqwest::Method::GET, "/items/1")
+            .map_err(ProcessError::Auth)?;
+        let _ = tokio::time::timeout(Duration::from_millis(100), http.send(request)).await;
+        self.returned.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_refresh_that_outlived_its_delivery_so_the_rotated_keys_are_published()
+{
+    let provider = Provider::default();
+    provider.state().token_delay_ms = 1_000;
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let returned = Arc::new(AtomicBool::new(false));
+    let mut registry = Registry::new();
+    registry.action(
+        "impatient",
+        Impatient {
+            returned: returned.clone(),
+        },
+    );
+    let worker = start(
+        bed.vars("impatient", &request_config(&base, true)),
+        registry,
+    );
+    while !returned.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.stop().await;
+    let events = bed.collect(1, Duration::from_millis(200)).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["keys"],
+        "the rotated keys were confirmed before the worker stopped"
+    );
+    assert_eq!(provider.state().refreshes, 1);
+    assert_eq!(bed.input_ready().await, 0, "the delivery was acked");
+    bed.cleanup().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_gives_exactly_one_update_keys_message_then_data_for_every_message() {

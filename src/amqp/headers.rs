@@ -150,6 +150,28 @@ pub fn base_headers(
     table
 }
 
+/// Adds what each publish has of its own to headers built by [`base_headers`]: its
+/// `messageId` and `end` = now.
+pub fn stamp(table: &mut FieldTable, message_id: &str) {
+    table.insert(MESSAGE_ID.into(), text_value(message_id));
+    table.insert("end".into(), int_value(now_ms()));
+}
+
+/// The headers of a publish that answers no incoming message (a start-up error, keys from a
+/// credential check): the identity, a new thread and a new `messageId`, `start` and `end` now.
+pub fn standalone_headers(identity: &Identity, function: &str) -> FieldTable {
+    let thread_id = uuid::Uuid::new_v4().to_string();
+    let mut table = base_headers(
+        identity,
+        function,
+        &IncomingHeaders::default(),
+        &thread_id,
+        now_ms(),
+    );
+    stamp(&mut table, &uuid::Uuid::new_v4().to_string());
+    table
+}
+
 /// Milliseconds since the Unix epoch, for `start` and `end`.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -229,5 +251,22 @@ mod tests {
         assert_eq!(get("reply_to").as_deref(), Some("reply"));
         assert_eq!(table.inner()["start"], AMQPValue::ShortShortInt(5));
         assert_eq!(table.inner().len(), 12);
+    }
+
+    #[test]
+    fn standalone_headers_have_identity_and_their_own_thread_and_message_ids() {
+        let identity = Identity {
+            step_id: "step_1".into(),
+            ..Identity::default()
+        };
+        let table = standalone_headers(&identity, "verifyCredentials");
+        let get = |name: &str| table.inner().get(name).and_then(text_of);
+        assert_eq!(get("stepId").as_deref(), Some("step_1"));
+        assert_eq!(get("function").as_deref(), Some("verifyCredentials"));
+        let (message_id, thread_id) = (get(MESSAGE_ID).unwrap(), get("threadId").unwrap());
+        assert_eq!((message_id.len(), thread_id.len()), (36, 36));
+        assert_ne!(message_id, thread_id);
+        assert!(get("parentMessageId").is_none());
+        assert!(table.inner().get("end").and_then(int_of).is_some());
     }
 }

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 
-use super::headers::{IncomingHeaders, MESSAGE_ID, base_headers, int_value, now_ms, text_value};
+use super::headers::standalone_headers;
 use super::publisher::Publisher;
 use super::sink::update_keys_message;
 use crate::emitter::{EmitError, EventSink};
@@ -57,19 +57,7 @@ impl EventSink for KeysPublisher {
                 reason: "a credential check publishes updateKeys only".to_owned(),
             });
         };
-        let thread_id = uuid::Uuid::new_v4().to_string();
-        let mut headers = base_headers(
-            &self.settings.identity,
-            VERIFY_FUNCTION,
-            &IncomingHeaders::default(),
-            &thread_id,
-            now_ms(),
-        );
-        headers.insert(
-            MESSAGE_ID.into(),
-            text_value(&uuid::Uuid::new_v4().to_string()),
-        );
-        headers.insert("end".into(), int_value(now_ms()));
+        let headers = standalone_headers(&self.settings.identity, VERIFY_FUNCTION);
         let outgoing = update_keys_message(
             &keys,
             &self.settings.cipher,

@@ -56,7 +56,16 @@ pub struct Publisher {
     exchange: String,
     retry: PublishRetry,
     persistent: bool,
-    link: Mutex<Option<(Connection, Channel)>>,
+    link: Mutex<Link>,
+}
+
+/// The open connection and its confirm channel, if any, and how many were opened: a failure
+/// names the link it was seen on by that count, because channel ids repeat across
+/// connections and a late failure on a replaced link must not discard its successor.
+#[derive(Default)]
+struct Link {
+    opened: u64,
+    open: Option<(Connection, Channel)>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -76,32 +85,35 @@ impl Publisher {
             exchange,
             retry,
             persistent,
-            link: Mutex::new(None),
+            link: Mutex::new(Link::default()),
         }
     }
 
-    async fn channel(&self) -> Result<Channel, lapin::Error> {
+    /// The confirm channel, opened when there is none or it broke, with the number of its link.
+    async fn channel(&self) -> Result<(u64, Channel), lapin::Error> {
         let mut link = self.link.lock().await;
-        if let Some((connection, channel)) = link.as_ref()
+        if let Some((connection, channel)) = link.open.as_ref()
             && connection.status().connected()
             && channel.status().connected()
         {
-            return Ok(channel.clone());
+            return Ok((link.opened, channel.clone()));
         }
-        *link = None;
+        link.open = None;
         let connection = connection::connect(&self.uri, Role::Write).await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        *link = Some((connection, channel.clone()));
-        Ok(channel)
+        link.opened += 1;
+        link.open = Some((connection, channel.clone()));
+        Ok((link.opened, channel))
     }
 
-    async fn forget(&self, broken: &Channel) {
+    /// Drops link number `broken`, unless it was already replaced.
+    async fn forget(&self, broken: u64) {
         let mut link = self.link.lock().await;
-        if link.as_ref().is_some_and(|(_, c)| c.id() == broken.id()) {
-            *link = None;
+        if link.opened == broken {
+            link.open = None;
         }
     }
 
@@ -119,7 +131,7 @@ impl Publisher {
             headers.insert(RETRY.into(), int_value(i64::from(retry)));
             properties = properties.with_headers(headers);
         }
-        let channel = self.channel().await?;
+        let (link, channel) = self.channel().await?;
         let outcome = async {
             let confirm = channel
                 .basic_publish(
@@ -144,7 +156,7 @@ impl Publisher {
         }
         .await;
         if outcome.is_err() {
-            self.forget(&channel).await;
+            self.forget(link).await;
         }
         outcome
     }
@@ -185,7 +197,8 @@ impl Publisher {
 
     /// Closes the connection, if open.
     pub async fn close(&self) {
-        if let Some((connection, _)) = self.link.lock().await.take() {
+        let open = self.link.lock().await.open.take();
+        if let Some((connection, _)) = open {
             let _ = connection.close(200, "worker stopping".into()).await;
         }
     }
@@ -197,4 +210,44 @@ pub fn json_properties(headers: FieldTable) -> BasicProperties {
         .with_content_type("application/json".into())
         .with_content_encoding("utf8".into())
         .with_headers(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The broker the test command guarantees.
+    const AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    #[tokio::test]
+    async fn a_late_failure_on_a_replaced_link_keeps_the_new_link() {
+        let retry = PublishRetry {
+            attempts: Some(0),
+            delay: std::time::Duration::ZERO,
+            max_delay: std::time::Duration::ZERO,
+        };
+        let publisher = Publisher::new(
+            AmqpUri::parse(AMQP_URI).unwrap(),
+            String::new(),
+            retry,
+            false,
+        );
+        let (old, old_channel) = publisher.channel().await.unwrap();
+        publisher.forget(old).await;
+        let (new, new_channel) = publisher.channel().await.unwrap();
+        assert_ne!(old, new, "a new link was opened");
+        assert_eq!(
+            old_channel.id(),
+            new_channel.id(),
+            "channel ids repeat across connections, so they cannot tell links apart"
+        );
+        // A publish that was still running on the old link fails late.
+        publisher.forget(old).await;
+        let (kept, _) = publisher.channel().await.unwrap();
+        assert_eq!(
+            kept, new,
+            "the new link survives a failure seen on the old one"
+        );
+        publisher.close().await;
+    }
 }

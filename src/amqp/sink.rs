@@ -13,7 +13,7 @@ use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 
-use super::headers::{self, IncomingHeaders, MESSAGE_ID, PROTOCOL_VERSION, int_value, text_value};
+use super::headers::{self, IncomingHeaders, PROTOCOL_VERSION, int_value, text_value};
 use super::publisher::{Outgoing, Publisher, json_properties};
 use crate::crypto::{Encoding, MessageCipher};
 use crate::emitter::{EmitError, EventSink};
@@ -114,25 +114,21 @@ impl DeliverySink {
 
     fn headers(&self, message_id: &str) -> FieldTable {
         let mut table = self.delivered.base_headers.clone();
-        table.insert(MESSAGE_ID.into(), text_value(message_id));
-        table.insert("end".into(), int_value(headers::now_ms()));
+        headers::stamp(&mut table, message_id);
         table
     }
 
-    fn encode(&self, kind: EventKind, json: &Value) -> Result<Vec<u8>, EmitError> {
-        let settings = self.settings();
-        let body = settings
-            .cipher
-            .encode(json.to_string().as_bytes(), settings.protocol);
-        let limit = settings.outgoing_message_size_limit;
-        if body.len() > limit {
+    /// `outgoing` when its body is within `ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT`.
+    fn within_limit(&self, kind: EventKind, outgoing: Outgoing) -> Result<Outgoing, EmitError> {
+        let limit = self.settings().outgoing_message_size_limit;
+        if outgoing.body.len() > limit {
             return Err(EmitError::TooLarge {
                 kind,
-                size: body.len(),
+                size: outgoing.body.len(),
                 limit,
             });
         }
-        Ok(body)
+        Ok(outgoing)
     }
 
     fn data(&self, mut message: Message) -> Result<Outgoing, EmitError> {
@@ -149,17 +145,23 @@ impl DeliverySink {
             kind: EventKind::Data,
             reason: error.to_string(),
         })?;
-        let body = self.encode(EventKind::Data, &json)?;
+        let settings = self.settings();
+        let body = settings
+            .cipher
+            .encode(json.to_string().as_bytes(), settings.protocol);
         let mut table = self.headers(&id);
         table.insert(
             PROTOCOL_VERSION.into(),
-            int_value(self.settings().protocol.protocol_version()),
+            int_value(settings.protocol.protocol_version()),
         );
-        Ok(Outgoing {
-            routing_key,
-            body,
-            properties: json_properties(table),
-        })
+        self.within_limit(
+            EventKind::Data,
+            Outgoing {
+                routing_key,
+                body,
+                properties: json_properties(table),
+            },
+        )
     }
 
     fn add_passthrough(&self, message: &mut Message) {
@@ -213,26 +215,12 @@ impl DeliverySink {
             self.wire.account.as_deref(),
             self.headers(&uuid::Uuid::new_v4().to_string()),
         );
-        let limit = settings.outgoing_message_size_limit;
-        if outgoing.body.len() > limit {
-            return Err(EmitError::TooLarge {
-                kind: EventKind::UpdateKeys,
-                size: outgoing.body.len(),
-                limit,
-            });
-        }
-        Ok(outgoing)
+        self.within_limit(EventKind::UpdateKeys, outgoing)
     }
 
     fn rebound(&self, rebound: &Rebound) -> Result<Outgoing, EmitError> {
         let settings = self.settings();
-        let iteration = self
-            .delivered
-            .headers
-            .rebound_iteration
-            .filter(|i| *i >= 0)
-            .unwrap_or(0)
-            + 1;
+        let iteration = next_rebound_iteration(self.delivered.headers.rebound_iteration);
         if iteration > i64::from(settings.rebound_limit) {
             return Err(EmitError::Refused {
                 kind: EventKind::Rebound,
@@ -310,6 +298,13 @@ pub fn update_keys_message(
         body,
         properties: json_properties(headers),
     }
+}
+
+/// The iteration of a rebound of a delivery whose `reboundIteration` header read `incoming`:
+/// one more, a missing or negative header counting as 0. The header is outside data, so the
+/// count saturates instead of overflowing: a huge value is past any limit, never wrapped below it.
+pub fn next_rebound_iteration(incoming: Option<i64>) -> i64 {
+    incoming.filter(|i| *i >= 0).unwrap_or(0).saturating_add(1)
 }
 
 /// `initial * 2^(iteration-1)` ms, or the API's `Retry-After` when that is longer.
@@ -392,6 +387,70 @@ mod tests {
         assert_eq!(ms, [15_000, 30_000, 60_000, 120_000]);
         assert_eq!(rebound_expiration_ms(15_000, 1, Some(90_000)), 90_000);
         assert_eq!(rebound_expiration_ms(15_000, 2, Some(1_000)), 30_000);
+    }
+
+    #[test]
+    fn the_rebound_iteration_counts_on_from_the_header_and_saturates() {
+        assert_eq!(next_rebound_iteration(None), 1);
+        assert_eq!(next_rebound_iteration(Some(-5)), 1);
+        assert_eq!(next_rebound_iteration(Some(2)), 3);
+        assert_eq!(next_rebound_iteration(Some(i64::MAX)), i64::MAX);
+    }
+
+    #[tokio::test]
+    async fn a_rebound_whose_header_holds_the_largest_integer_is_past_the_limit_not_a_panic() {
+        let settings = Settings::from_vars([
+            (
+                "ELASTICIO_AMQP_URI",
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+            ),
+            ("ELASTICIO_LISTEN_MESSAGES_ON", "q"),
+            ("ELASTICIO_PUBLISH_MESSAGES_TO", "x"),
+            ("ELASTICIO_DATA_ROUTING_KEY", "d"),
+            ("ELASTICIO_ERROR_ROUTING_KEY", "e"),
+            ("ELASTICIO_SNAPSHOT_ROUTING_KEY", "s"),
+            ("ELASTICIO_REBOUND_ROUTING_KEY", "r"),
+            ("ELASTICIO_FUNCTION", "request"),
+            ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "p"),
+            ("ELASTICIO_MESSAGE_CRYPTO_IV", "iv=any16_symbols"),
+            ("ELASTICIO_CFG", "{}"),
+        ])
+        .unwrap();
+        let publisher = Publisher::new(
+            settings.amqp_uri.clone(),
+            settings.publish_messages_to.clone(),
+            settings.publish_retry,
+            settings.persistent_messages,
+        );
+        let wire = StepWire {
+            settings: Arc::new(settings),
+            publisher: Arc::new(publisher),
+            snapshot: Mutex::new(json!({})),
+            is_passthrough: false,
+            account: None,
+        };
+        let delivered = Delivered {
+            headers: IncomingHeaders {
+                rebound_iteration: Some(i64::MAX),
+                ..IncomingHeaders::default()
+            },
+            body: Vec::new(),
+            properties: BasicProperties::default(),
+            message: None,
+            error_input: String::new(),
+            base_headers: FieldTable::default(),
+        };
+        let sink = DeliverySink::new(Arc::new(wire), Arc::new(delivered));
+        let rebound = Rebound {
+            reason: "busy".into(),
+            retry_after_ms: None,
+        };
+        // Refused before anything is published: no broker is needed.
+        let error = sink.publish(Event::Rebound(rebound)).await.unwrap_err();
+        assert!(
+            error.to_string().contains(REBOUND_LIMIT_EXCEEDED),
+            "{error}"
+        );
     }
 
     #[test]

@@ -334,6 +334,8 @@ pub struct ProviderState {
     pub generation: u32,
     pub refreshes: u32,
     pub delay_ms: u64,
+    /// How long `/token` takes to answer.
+    pub token_delay_ms: u64,
     pub calls: Vec<(u64, String)>,
 }
 
@@ -359,6 +361,8 @@ async fn token(
     State(provider): State<Provider>,
     axum::Form(form): axum::Form<BTreeMap<String, String>>,
 ) -> impl IntoResponse {
+    let delay = provider.state().token_delay_ms;
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     let mut state = provider.state();
     let expected = format!("rt-{}", state.generation);
     if form.get("grant_type").map(String::as_str) != Some("refresh_token")
