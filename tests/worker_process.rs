@@ -204,7 +204,9 @@ fn close_connections(prefix: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_connection_loss_the_worker_reconnects_and_loses_nothing() {
-    let (provider, bed, mut vars) = queued_requests(250, 20, false).await;
+    // Each rabbitmqctl call starts an Erlang VM (a second or more on a loaded machine): the
+    // batch must outlast finding and closing both connections.
+    let (provider, bed, mut vars) = queued_requests(700, 20, false).await;
     vars.push(("ELASTICIO_RABBITMQ_PREFETCH_SAILOR".into(), "1".into()));
     let hostname = format!("test-{}", bed.id);
     vars.push(("HOSTNAME".into(), hostname.clone()));
