@@ -41,7 +41,11 @@ macro_rules! secret_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer).map(Self::new)
+                // serde's own message would quote a wrongly typed value: say what is wrong
+                // without repeating the secret.
+                String::deserialize(deserializer).map(Self::new).map_err(|_| {
+                    serde::de::Error::custom(concat!("a ", stringify!($name), " must be a string"))
+                })
             }
         }
     };
@@ -80,6 +84,18 @@ mod tests {
         assert_eq!(
             printed,
             "AccessToken([redacted]) RefreshToken([redacted]) ClientSecret([redacted]) Password([redacted])"
+        );
+    }
+
+    #[test]
+    fn a_wrongly_typed_secret_is_refused_without_quoting_it() {
+        let error = serde_json::from_str::<ClientSecret>("123456789").unwrap_err();
+        assert!(!error.to_string().contains("123456789"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("a ClientSecret must be a string"),
+            "{error}"
         );
     }
 
