@@ -534,10 +534,11 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn minimal() -> Vec<(&'static str, &'static str)> {
+    /// A complete worker environment with every value set, for tests anywhere in the crate.
+    pub(crate) fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             (
                 "ELASTICIO_AMQP_URI",

@@ -399,23 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rebound_whose_header_holds_the_largest_integer_is_past_the_limit_not_a_panic() {
-        let settings = Settings::from_vars([
-            (
-                "ELASTICIO_AMQP_URI",
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-            ),
-            ("ELASTICIO_LISTEN_MESSAGES_ON", "q"),
-            ("ELASTICIO_PUBLISH_MESSAGES_TO", "x"),
-            ("ELASTICIO_DATA_ROUTING_KEY", "d"),
-            ("ELASTICIO_ERROR_ROUTING_KEY", "e"),
-            ("ELASTICIO_SNAPSHOT_ROUTING_KEY", "s"),
-            ("ELASTICIO_REBOUND_ROUTING_KEY", "r"),
-            ("ELASTICIO_FUNCTION", "request"),
-            ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "p"),
-            ("ELASTICIO_MESSAGE_CRYPTO_IV", "iv=any16_symbols"),
-            ("ELASTICIO_CFG", "{}"),
-        ])
-        .unwrap();
+        let settings = Settings::from_vars(crate::settings::tests::minimal()).unwrap();
         let publisher = Publisher::new(
             settings.amqp_uri.clone(),
             settings.publish_messages_to.clone(),
