@@ -1,12 +1,30 @@
 //! Consuming the step's queue: manual acks, prefetch = the number of messages processed at
 //! once, on the read connection.
 
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 
 use super::connection::{self, Role};
 use crate::settings::AmqpUri;
+
+/// Messages ready in `queue`, not counting delivered but unacked ones. A passive declare
+/// reads the count without creating anything, so it can be asked of any queue at any time.
+pub async fn ready_count(channel: &Channel, queue: &str) -> Result<u32, lapin::Error> {
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(declared.message_count())
+}
 
 /// A live consumer with the channel and connection it runs on.
 pub struct Subscription {

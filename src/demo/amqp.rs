@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::{Value, json};
@@ -28,6 +26,7 @@ use super::driver::{Driver, Round};
 use super::journal::{Entry, Published};
 use super::topology::Names;
 use super::{DemoError, say};
+use crate::amqp::consumer::ready_count;
 use crate::amqp::headers::{self, int_of, int_value, text_of, text_value};
 use crate::amqp::publisher::json_properties;
 use crate::crypto::{Encoding, MessageCipher};
@@ -343,19 +342,9 @@ impl Flow {
 
     /// Messages ready in `queue`.
     async fn ready(&self, queue: &str) -> Result<u32, DemoError> {
-        let declared = self
-            .channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        ready_count(&self.channel, queue)
             .await
-            .map_err(DemoError::Broker)?;
-        Ok(declared.message_count())
+            .map_err(DemoError::Broker)
     }
 
     /// Stops the workers, waiting for each to close its connections.

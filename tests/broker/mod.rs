@@ -2,24 +2,13 @@
 //! harness: reading how many messages wait in a queue, and deleting what a test declared.
 
 use lapin::Channel;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 
-/// Messages ready in `queue`, not counting unacked ones: a passive declare reads the count
-/// without creating anything, so a test can ask after any step.
+/// Messages ready in `queue`, not counting unacked ones.
 pub async fn ready_count(channel: &Channel, queue: &str) -> u32 {
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    component::amqp::consumer::ready_count(channel, queue)
         .await
         .unwrap()
-        .message_count()
 }
 
 /// Deletes `queues` and `exchange`, ignoring failures: clean-up runs at the end of a test and
