@@ -26,6 +26,9 @@ pub const DEFAULT_OUTGOING_MESSAGE_SIZE_LIMIT: usize = 10 * 1024 * 1024;
 pub const DEFAULT_PUBLISH_RETRY_DELAY_MS: u64 = 100;
 /// Default `ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY`, in milliseconds (5 minutes).
 pub const DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS: u64 = 300_000;
+/// Seconds from SIGTERM to exit, whatever the broker and the API do (sailor-jvm's 30 s,
+/// within Kubernetes' default grace period).
+pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 30;
 
 /// The AMQP URI, credentials included. `Debug` prints host, port and vhost only.
 #[derive(Clone)]
@@ -190,6 +193,8 @@ pub struct Settings {
     pub publish_retry: PublishRetry,
     /// `ELASTICIO_NO_SELF_PASSTRHOUGH` (sic, as the platform spells it).
     pub no_self_passthrough: bool,
+    /// `COMPONENT_SHUTDOWN_TIMEOUT` (seconds): from the shutdown signal to exit, at most.
+    pub shutdown_timeout: Duration,
     /// Problems that do not stop start-up (missing identity values), to be logged.
     pub warnings: Vec<String>,
 }
@@ -463,6 +468,11 @@ impl Settings {
         );
         let publish_retry = r.publish_retry(None);
         let no_self_passthrough = r.flag("ELASTICIO_NO_SELF_PASSTRHOUGH");
+        let shutdown_timeout = Duration::from_secs(r.number(
+            "COMPONENT_SHUTDOWN_TIMEOUT",
+            DEFAULT_SHUTDOWN_TIMEOUT_S,
+            1,
+        ));
         match (amqp_uri, cipher, step_source) {
             (Some(amqp_uri), Some(cipher), Some(step_source)) if r.problems.is_empty() => {
                 Ok(Self {
@@ -486,6 +496,7 @@ impl Settings {
                     outgoing_message_size_limit,
                     publish_retry,
                     no_self_passthrough,
+                    shutdown_timeout,
                     warnings: r.warnings,
                 })
             }
@@ -570,6 +581,7 @@ pub(crate) mod tests {
         assert_eq!(settings.publish_retry.attempts, None);
         assert_eq!(settings.publish_retry.delay, Duration::from_millis(100));
         assert_eq!(settings.publish_retry.max_delay, Duration::from_secs(300));
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(settings.warnings.len(), 7, "{:?}", settings.warnings);
         assert_eq!(settings.amqp_uri.vhost(), "vh");
     }
@@ -584,8 +596,10 @@ pub(crate) mod tests {
             ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "3"),
             ("ELASTICIO_UPDATE_KEYS_ROUTING_KEY", "keys"),
             ("ELASTICIO_STEP_ID", "step_2"),
+            ("COMPONENT_SHUTDOWN_TIMEOUT", "9"),
         ]);
         let settings = Settings::from_vars(vars).unwrap();
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(9));
         assert_eq!(settings.prefetch, 5);
         assert_eq!(settings.protocol, Encoding::Raw);
         assert!(settings.persistent_messages);

@@ -7,9 +7,13 @@
 //! rebound is a success), rejected without requeue when it emitted an error, requeued when
 //! not even its error could be published. On connection loss it reconnects with backoff;
 //! the broker redelivers what was unacked, and a delivery whose `messageId` is still in flight
-//! is not processed again but settled with the first (sailor-nodejs' messagesDB). On shutdown
-//! it stops consuming, lets in-flight deliveries finish for up to [`SHUTDOWN_GRACE`], waits
-//! as long again for a token refresh still publishing its keys, and closes both connections.
+//! is not processed again but settled with it (sailor-nodejs' messagesDB, narrowed to what the
+//! broker flags as redelivered, so that distinct messages sharing an id are never merged).
+//!
+//! Shutdown ends within `COMPONENT_SHUTDOWN_TIMEOUT` ([`Settings::shutdown_timeout`]) of the
+//! signal, whatever the broker and the API do: it stops consuming; in-flight deliveries get
+//! the first three quarters of the time, a token refresh still publishing its keys the next
+//! eighth, and closing both connections the rest.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,9 +53,6 @@ pub const REQUEUE_DELAY: Duration = Duration::from_secs(1);
 /// Retries of the start-up error's publish: the process is about to exit and must not hang.
 pub const START_ERROR_PUBLISH_RETRIES: u32 = 3;
 
-/// How long shutdown waits for in-flight deliveries (sailor-jvm's bound).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -63,9 +64,10 @@ pub enum WorkerError {
     UnknownFunction(#[from] UnknownFunction),
 }
 
-/// How a delivery is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a delivery is settled, from the least to the most cautious.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Decision {
+    #[default]
     /// Processed; everything it caused is confirmed.
     Ack,
     /// It failed and its error event is confirmed: drop it (the error carries it).
@@ -77,9 +79,20 @@ pub enum Decision {
 struct Worker {
     step: Step,
     wire: Arc<StepWire>,
-    /// Message ids being processed, with later deliveries of the same message.
-    in_flight: Mutex<HashMap<String, Vec<Acker>>>,
+    /// Message ids being processed.
+    in_flight: Mutex<HashMap<String, InFlight>>,
     permits: Semaphore,
+}
+
+/// The deliveries of one `messageId` in the worker.
+#[derive(Default)]
+struct InFlight {
+    /// Deliveries being processed: more than one when an upstream step reuses ids.
+    running: usize,
+    /// Redeliveries of it that arrived meanwhile (after a reconnect), settled after them.
+    parked: Vec<Acker>,
+    /// The most cautious decision of those processed so far.
+    decision: Decision,
 }
 
 /// Runs the worker until `shutdown` completes, then drains and closes.
@@ -234,12 +247,43 @@ pub async fn serve(
         subscription.close().await;
     };
 
-    let in_flight = tasks.len();
-    tracing::info!(message = "Draining in-flight messages.", in_flight);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    drain(tasks, deadline - settings.shutdown_timeout / 4).await;
+    // A refresh outlives the delivery that started it (a call that timed out, a task cut off
+    // above) and publishes its updateKeys through this publisher: until that is confirmed the
+    // rotated refresh token exists nowhere else, so the publisher stays open for it.
+    if let Some(tokens) = worker.step.tokens()
+        && tokio::time::timeout_at(
+            deadline - settings.shutdown_timeout / 8,
+            tokens.wait_for_refresh(),
+        )
+        .await
+        .is_err()
+    {
+        tracing::error!(message = "A token refresh did not finish in time; its keys may be lost.");
+    }
+    let closed = tokio::time::timeout_at(deadline, async {
+        if let Some(subscription) = last {
+            subscription.close().await;
+        }
+        publisher.close().await;
     })
     .await;
+    if closed.is_err() {
+        tracing::warn!(message = "Closing the connections timed out.");
+    }
+    tracing::info!(message = "Worker stopped.");
+}
+
+/// Lets in-flight deliveries finish until `until`; those still running then are cut off
+/// unsettled, and the broker redelivers them.
+async fn drain(mut tasks: JoinSet<()>, until: tokio::time::Instant) {
+    tracing::info!(
+        message = "Draining in-flight messages.",
+        in_flight = tasks.len()
+    );
+    let drained =
+        tokio::time::timeout_at(until, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
             message = "In-flight messages did not finish in time; the broker will redeliver them.",
@@ -247,41 +291,28 @@ pub async fn serve(
         );
         tasks.shutdown().await;
     }
-    // A refresh outlives the delivery that started it (a call that timed out, a task cut off
-    // above) and publishes its updateKeys through this publisher: until that is confirmed the
-    // rotated refresh token exists nowhere else, so the publisher stays open for it.
-    if let Some(tokens) = worker.step.tokens()
-        && tokio::time::timeout(SHUTDOWN_GRACE, tokens.wait_for_refresh())
-            .await
-            .is_err()
-    {
-        tracing::warn!(message = "A token refresh did not finish in time; its keys may be lost.");
-    }
-    if let Some(subscription) = last {
-        subscription.close().await;
-    }
-    publisher.close().await;
-    tracing::info!(message = "Worker stopped.");
 }
 
 impl Worker {
     /// Takes a delivery: a redelivery of a message still in flight is parked, to be settled
-    /// with the first delivery; anything else gets a task.
+    /// with it; anything else gets a task, even when its `messageId` is one already in
+    /// flight (an upstream component may reuse ids: distinct messages are never merged).
     fn accept(self: Arc<Self>, delivery: Delivery, tasks: &mut JoinSet<()>) {
         let headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
         let tracked_id = headers.message_id.clone();
         if let Some(id) = &tracked_id {
             let mut in_flight = self.lock_in_flight();
-            if let Some(parked) = in_flight.get_mut(id) {
+            let entry = in_flight.entry(id.clone()).or_default();
+            if delivery.redelivered && entry.running > 0 {
                 tracing::info!(
-                    message = "Redelivery of a message still in flight; it will be settled with the first delivery.",
+                    message = "Redelivery of a message still in flight; it will be settled with it.",
                     message_id = %id,
                     delivery_tag = delivery.delivery_tag
                 );
-                parked.push(delivery.acker);
+                entry.parked.push(delivery.acker);
                 return;
             }
-            in_flight.insert(id.clone(), Vec::new());
+            entry.running += 1;
         }
         let message_id = tracked_id
             .clone()
@@ -304,7 +335,7 @@ impl Worker {
         );
     }
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Acker>>> {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, InFlight>> {
         self.in_flight
             .lock()
             .expect("no code panics while holding this lock")
@@ -388,35 +419,58 @@ impl Worker {
         }
     }
 
-    /// The one place deliveries are acked, rejected or requeued: the delivery itself and any
-    /// redeliveries of the same message that arrived meanwhile.
+    /// The one place deliveries are acked, rejected or requeued: the delivery itself, and,
+    /// once no delivery of its `messageId` runs any more, the redeliveries parked meanwhile,
+    /// with the most cautious decision among those that ran.
     async fn settle(&self, acker: Acker, message_id: Option<String>, decision: Decision) {
         let parked = message_id
-            .and_then(|id| self.lock_in_flight().remove(&id))
-            .unwrap_or_default();
-        for acker in std::iter::once(acker).chain(parked) {
-            let settled = match decision {
-                Decision::Ack => acker.ack(BasicAckOptions::default()).await,
-                Decision::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
-                Decision::Requeue => {
-                    tokio::time::sleep(REQUEUE_DELAY).await;
-                    acker
-                        .nack(BasicNackOptions {
-                            multiple: false,
-                            requeue: true,
-                        })
-                        .await
+            .and_then(|id| {
+                let mut in_flight = self.lock_in_flight();
+                let entry = in_flight.get_mut(&id)?;
+                entry.running -= 1;
+                entry.decision = entry.decision.max(decision);
+                if entry.running > 0 {
+                    return None;
                 }
-            };
-            match settled {
-                Ok(_) => tracing::info!(message = "Message settled.", decision = ?decision),
-                Err(error) => tracing::warn!(
-                    message = "Message could not be settled on its channel; the broker will redeliver it.",
-                    decision = ?decision,
-                    %error
-                ),
+                in_flight.remove(&id)
+            })
+            .map(|entry| (entry.parked, entry.decision));
+        settle_one(&acker, decision).await;
+        if let Some((parked, decision)) = parked {
+            for acker in parked {
+                settle_one(&acker, decision).await;
             }
         }
+    }
+}
+
+/// Acks, rejects or requeues one delivery, and says what really happened: an acker whose
+/// channel is gone settles nothing, and the broker redelivers that message.
+async fn settle_one(acker: &Acker, decision: Decision) {
+    let settled = match decision {
+        Decision::Ack => acker.ack(BasicAckOptions::default()).await,
+        Decision::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
+        Decision::Requeue => {
+            tokio::time::sleep(REQUEUE_DELAY).await;
+            acker
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                })
+                .await
+        }
+    };
+    match settled {
+        Ok(true) => tracing::info!(message = "Message settled.", decision = ?decision),
+        Ok(false) => tracing::warn!(
+            message = "Message not settled: its channel is closed; the broker will redeliver it.",
+            decision = ?decision
+        ),
+        Err(error) => tracing::warn!(
+            message = "Message could not be settled on its channel; the broker will redeliver it.",
+            decision = ?decision,
+            %error
+        ),
     }
 }
 

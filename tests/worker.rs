@@ -15,13 +15,14 @@ use bed::{
 use component::crypto::Encoding;
 use component::event::Rebound;
 use component::{Action, Context, Message, ProcessError, Registry, StepConfig, Trigger};
+use lapin::options::{BasicGetOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Echoes the body as `{"echo": body}`; `sleep_ms`, `fail`, `rebound` and `route` in the
-/// body change what it does.
+/// Echoes the body as `{"echo": body}`; `sleep_ms`, `fail`, `rebound` (with
+/// `retry_after_ms`) and `route` in the body change what it does.
 #[derive(Clone, Default)]
 struct Echo {
     started: Arc<AtomicUsize>,
@@ -63,7 +64,7 @@ impl Echo {
             ctx.emitter()
                 .rebound(Rebound {
                     reason: "busy".into(),
-                    retry_after_ms: None,
+                    retry_after_ms: body.get("retry_after_ms").and_then(Value::as_u64),
                 })
                 .await?;
             return Ok(());
@@ -455,31 +456,167 @@ async fn graceful_shutdown_finishes_in_flight_messages_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redelivered_message_id_is_not_processed_twice_while_in_flight() {
+async fn a_redelivery_of_a_message_still_in_flight_is_settled_with_it_not_processed_twice() {
     let bed = Bed::new().await;
     let echo = Echo::default();
-    bed.send(
-        &json!({"body": {"sleep_ms": 800}}),
-        Encoding::Base64,
-        "same",
-    )
-    .await;
-    bed.send(
-        &json!({"body": {"sleep_ms": 800}}),
-        Encoding::Base64,
-        "same",
-    )
-    .await;
+    let message = json!({"body": {"sleep_ms": 1_000}});
+    // The test takes one copy itself and will give it back: the broker then redelivers it,
+    // flagged `redelivered`, while the worker is still processing the other copy.
+    bed.send(&message, Encoding::Base64, "same").await;
+    let held = bed
+        .channel
+        .basic_get(bed.input.as_str().into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .expect("the copy the test holds");
+    bed.send(&message, Encoding::Base64, "same").await;
     let worker = start_echo(&bed, &echo, &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "2")]);
+    while echo.started.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held.delivery
+        .acker
+        .nack(BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        })
+        .await
+        .unwrap();
     let events = bed.collect(1, WAIT).await;
     assert_eq!(
         routing_keys(&events),
         ["data"],
-        "one data message for both deliveries"
+        "one data message for the delivery and its redelivery"
     );
     worker.stop().await;
     assert_eq!(echo.started.load(Ordering::SeqCst), 1);
     assert_eq!(bed.input_ready().await, 0, "both deliveries settled");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_messages_that_share_a_message_id_are_each_processed() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    // An upstream component that reuses `id`, e.g. `{...msg, body: part}`.
+    for part in 0..5 {
+        bed.send(
+            &json!({"body": {"part": part, "sleep_ms": 300}}),
+            Encoding::Base64,
+            "shared-id",
+        )
+        .await;
+    }
+    let worker = start_echo(&bed, &echo, &[("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "4")]);
+    let events = bed.collect(5, WAIT).await;
+    let mut parts: Vec<u64> = events
+        .iter()
+        .map(|e| decrypt(e)["body"]["echo"]["part"].as_u64().unwrap())
+        .collect();
+    parts.sort_unstable();
+    assert_eq!(parts, [0, 1, 2, 3, 4], "every part is processed once");
+    worker.stop().await;
+    assert_eq!(echo.started.load(Ordering::SeqCst), 5);
+    assert_eq!(bed.input_ready().await, 0);
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_message_no_queue_takes_is_not_acked_but_reported_with_its_input() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(
+        &json!({"body": {"route": "nothing-is-bound-to-this"}}),
+        Encoding::Base64,
+        "unroutable",
+    )
+    .await;
+    let worker = start_echo(&bed, &echo, &[]);
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["error", "dead"],
+        "the broker returned the data, so the input is reported and rejected, not acked"
+    );
+    let report = error_report(&events[0]);
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not publish the data event"),
+        "{report}"
+    );
+    assert!(
+        events[0].data.windows(10).any(|w| w == b"errorInput"),
+        "the error carries the input"
+    );
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_with_a_retry_after_of_years_is_capped_and_the_worker_goes_on() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(
+        &json!({"body": {"rebound": true, "retry_after_ms": 999_999_999_000u64}}),
+        Encoding::Base64,
+        "far-future",
+    )
+    .await;
+    bed.send(&json!({"body": {"n": 2}}), Encoding::Base64, "next")
+        .await;
+    let worker = start_echo(&bed, &echo, &[]);
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["rebound", "data"],
+        "the rebound went out and the next input was processed"
+    );
+    assert_eq!(
+        events[0]
+            .properties
+            .expiration()
+            .as_ref()
+            .map(|e| e.as_str()),
+        Some("4294967295"),
+        "capped at what AMQP carries"
+    );
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0);
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_within_its_bound_even_when_a_delivery_never_finishes() {
+    let bed = Bed::new().await;
+    let echo = Echo::default();
+    bed.send(
+        &json!({"body": {"sleep_ms": 600_000}}),
+        Encoding::Base64,
+        "stuck",
+    )
+    .await;
+    let worker = start_echo(&bed, &echo, &[("COMPONENT_SHUTDOWN_TIMEOUT", "2")]);
+    while echo.started.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let asked = std::time::Instant::now();
+    worker.stop().await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "COMPONENT_SHUTDOWN_TIMEOUT=2 but shutdown took {took:?}"
+    );
+    assert!(
+        bed.collect(0, Duration::from_millis(300)).await.is_empty(),
+        "nothing was published for the unfinished delivery"
+    );
+    assert_eq!(
+        bed.input_ready().await,
+        1,
+        "the unfinished delivery is back in its queue"
+    );
     bed.cleanup().await;
 }
 

@@ -12,6 +12,9 @@ use crate::settings::AmqpUri;
 pub const INITIAL_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// Longest wait between connection attempts.
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// How long closing a connection (or cancelling a consumer) may take: a broker that does not
+/// answer is not waited for, so that shutdown keeps its bound.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which of the two connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 
-use super::connection::{self, Role};
+use super::connection::{self, CLOSE_TIMEOUT, Role};
 use crate::settings::AmqpUri;
 
 /// Messages ready in `queue`, not counting delivered but unacked ones. A passive declare
@@ -67,20 +67,32 @@ impl Subscription {
         })
     }
 
-    /// Stops deliveries; those already received can still be acked.
+    /// Stops deliveries; those already received can still be acked. A broker that does not
+    /// answer within [`CLOSE_TIMEOUT`] is not waited for.
     pub async fn cancel(&self) {
-        if let Err(error) = self
-            .channel
-            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
-            .await
-        {
-            tracing::warn!(message = "Cancelling the consumer failed.", %error);
+        let cancelled = tokio::time::timeout(
+            CLOSE_TIMEOUT,
+            self.channel
+                .basic_cancel(self.consumer.tag(), BasicCancelOptions::default()),
+        )
+        .await;
+        match cancelled {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(message = "Cancelling the consumer failed.", %error),
+            Err(_) => tracing::warn!(message = "Cancelling the consumer timed out."),
         }
     }
 
-    /// Closes channel and connection; unacked deliveries go back to the queue.
+    /// Closes channel and connection, within [`CLOSE_TIMEOUT`]; unacked deliveries go back to
+    /// the queue (at the latest when the broker sees the connection die).
     pub async fn close(&self) {
-        let _ = self.channel.close(200, "worker stopping".into()).await;
-        let _ = self.connection.close(200, "worker stopping".into()).await;
+        let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = self.channel.close(200, "worker stopping".into()).await;
+            let _ = self.connection.close(200, "worker stopping".into()).await;
+        })
+        .await;
+        if closed.is_err() {
+            tracing::warn!(message = "Closing the consuming connection timed out.");
+        }
     }
 }

@@ -307,11 +307,19 @@ pub fn next_rebound_iteration(incoming: Option<i64>) -> i64 {
     incoming.filter(|i| *i >= 0).unwrap_or(0).saturating_add(1)
 }
 
-/// `initial * 2^(iteration-1)` ms, or the API's `Retry-After` when that is longer.
+/// The longest `expiration` a rebound carries: AMQP's per-message TTL is an unsigned 32-bit
+/// count of milliseconds (about 49.7 days); RabbitMQ closes the channel over a larger one
+/// (406 "invalid expiration"), and stricter brokers and clients refuse it too.
+pub const MAX_REBOUND_EXPIRATION_MS: u64 = u32::MAX as u64;
+
+/// `initial * 2^(iteration-1)` ms, or the API's `Retry-After` when that is longer, never past
+/// [`MAX_REBOUND_EXPIRATION_MS`]: a `Retry-After` of years still rebounds, at the cap.
 pub fn rebound_expiration_ms(initial_ms: u64, iteration: i64, retry_after_ms: Option<u64>) -> u64 {
     let exponent = u32::try_from(iteration.saturating_sub(1).clamp(0, 63)).unwrap_or(63);
     let backoff = initial_ms.saturating_mul(2u64.saturating_pow(exponent));
-    backoff.max(retry_after_ms.unwrap_or(0))
+    backoff
+        .max(retry_after_ms.unwrap_or(0))
+        .min(MAX_REBOUND_EXPIRATION_MS)
 }
 
 /// Removes `x-eio-routing-key` (any case) from the message headers and returns it.
@@ -387,6 +395,23 @@ mod tests {
         assert_eq!(ms, [15_000, 30_000, 60_000, 120_000]);
         assert_eq!(rebound_expiration_ms(15_000, 1, Some(90_000)), 90_000);
         assert_eq!(rebound_expiration_ms(15_000, 2, Some(1_000)), 30_000);
+    }
+
+    #[test]
+    fn rebound_expiration_never_passes_what_amqp_can_carry() {
+        // The 20th rebound of sailor's default schedule: 15 s x 2^19 is past 2^32-1 ms.
+        assert_eq!(
+            rebound_expiration_ms(15_000, 20, None),
+            MAX_REBOUND_EXPIRATION_MS
+        );
+        assert_eq!(
+            rebound_expiration_ms(15_000, 1, Some(999_999_999_000)),
+            MAX_REBOUND_EXPIRATION_MS
+        );
+        assert_eq!(
+            rebound_expiration_ms(u64::MAX, i64::MAX, Some(u64::MAX)),
+            MAX_REBOUND_EXPIRATION_MS
+        );
     }
 
     #[test]
