@@ -496,3 +496,66 @@ async fn report_and_reject(sink: &DeliverySink, report: ErrorReport) -> Decision
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    use tracing_test::traced_test;
+
+    use super::*;
+
+    #[test]
+    fn the_most_cautious_decision_wins() {
+        assert!(Decision::Ack < Decision::Reject && Decision::Reject < Decision::Requeue);
+        assert_eq!(Decision::default(), Decision::Ack);
+    }
+
+    #[tokio::test]
+    #[traced_test]
+    async fn a_delivery_whose_channel_is_gone_is_logged_as_not_settled() {
+        let connection = Connection::connect(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("RabbitMQ runs on 127.0.0.1:5672");
+        let channel = connection.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .basic_publish(
+                "".into(),
+                queue.name().as_str().into(),
+                BasicPublishOptions::default(),
+                b"{}",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        let delivery = loop {
+            if let Some(message) = channel
+                .basic_get(queue.name().as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+            {
+                break message.delivery;
+            }
+        };
+        channel.close(200, "gone".into()).await.unwrap();
+        settle_one(&delivery.acker, Decision::Ack).await;
+        assert!(logs_contain("Message not settled: its channel is closed"));
+        assert!(!logs_contain("Message settled."));
+        connection.close(200, "done".into()).await.unwrap();
+    }
+}
