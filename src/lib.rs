@@ -11,7 +11,8 @@
 //! 3. **HTTP**: the module calls the API through [`http::AuthClient`], which injects the
 //!    bearer token and, on 401, refreshes it once through the account's [`auth::TokenCache`]
 //!    ([`auth::refresh`] talks to the token endpoint), emits `updateKeys` with the whole
-//!    [`auth::TokenSet`], and replays the request.
+//!    [`auth::TokenSet`], and replays the request. Response bodies are read through
+//!    [`http::read_capped`], which stops at a byte cap instead of buffering any answer whole.
 //! 4. **Events out**: the module emits [`event::Event`]s through its [`emitter::Emitter`];
 //!    a module's `Err` becomes exactly one error event.
 //! 5. **Ack**: in the worker, [`amqp::sink`] writes each event on the wire (encrypted with

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::StepConfig;
 use crate::emitter::{EmitError, Emitter};
-use crate::http::{AuthClient, AuthError};
+use crate::http::{AuthClient, AuthError, BodyError, BodyTooLarge};
 use crate::message::Message;
 
 /// Why a trigger or action failed.
@@ -36,6 +36,17 @@ pub enum ProcessError {
     /// The API's response could not be read.
     #[error("reading the API response failed")]
     Response(#[source] reqwest::Error),
+    /// The API's response body is larger than the step's cap (`max_response_bytes`). It was
+    /// read no further than the cap; the same call would get the same answer, so the message
+    /// fails rather than being retried.
+    #[error("the API answered HTTP {status} with a body too large to read")]
+    ResponseTooLarge {
+        /// HTTP status.
+        status: u16,
+        /// The cap it passed.
+        #[source]
+        source: BodyTooLarge,
+    },
     /// An event could not be emitted.
     #[error(transparent)]
     Emit(#[from] EmitError),
@@ -51,7 +62,17 @@ impl ProcessError {
             Self::Auth(_) => "AuthenticatedRequestError",
             Self::Api { .. } => "ApiError",
             Self::Response(_) => "ResponseError",
+            Self::ResponseTooLarge { .. } => "ResponseTooLarge",
             Self::Emit(_) => "EmitError",
+        }
+    }
+
+    /// The error for a body of an answer with `status` that [`crate::http::read_capped`]
+    /// could not read.
+    pub fn reading_body(status: u16, error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge(source) => Self::ResponseTooLarge { status, source },
+            BodyError::Read(error) => Self::Response(error),
         }
     }
 }

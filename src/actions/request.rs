@@ -7,7 +7,8 @@
 //!
 //! Throttling is not failure: 429 and 503 become a rebound carrying the API's `Retry-After`,
 //! and the function succeeds, so the platform delivers the message again later. Any other
-//! non-2xx is an error naming the status and the start of the body.
+//! non-2xx is an error naming the status and the start of the body. A body larger than
+//! `max_response_bytes` is an error too, after reading no more than that.
 
 use std::time::SystemTime;
 
@@ -20,13 +21,13 @@ use super::response::{body_json, headers_json};
 use super::retry_after::retry_after_ms;
 use crate::config::StepConfig;
 use crate::event::Rebound;
-use crate::http::without_url_secrets;
+use crate::http::{BodyCap, read_capped};
 use crate::message::Message;
 use crate::module::{Action, Context, ProcessError};
 use crate::template::{excerpt, fill_path};
 
 /// Every config field the action reads; a unit test checks `component.json` against it.
-pub const FIELDS: &[&str] = &["method", "path", "headers", "query"];
+pub const FIELDS: &[&str] = &["method", "path", "headers", "query", "max_response_bytes"];
 
 /// The `request` action.
 #[derive(Debug, Clone, Copy, Default)]
@@ -124,6 +125,7 @@ impl Action for Request {
             .ok_or_else(|| ProcessError::Config("`path` is missing".into()))?;
         let path = fill_path(path, &message.body).map_err(ProcessError::Input)?;
         let extra_headers = headers(config)?;
+        let cap = BodyCap::from_config(config).map_err(ProcessError::Config)?;
         let query = query(config)?;
 
         let http = ctx.http()?;
@@ -147,11 +149,6 @@ impl Action for Request {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after_ms(v, SystemTime::now()));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| ProcessError::Response(without_url_secrets(error)))?;
-
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             let reason = format!(
                 "the API answered HTTP {} {}",
@@ -173,6 +170,11 @@ impl Action for Request {
                 .await?;
             return Ok(());
         }
+        // Read only now: a rebound needs no body, so a throttled answer is never refused for
+        // its size.
+        let bytes = read_capped(response, cap)
+            .await
+            .map_err(|error| ProcessError::reading_body(status.as_u16(), error))?;
         if !status.is_success() {
             return Err(ProcessError::Api {
                 status: status.as_u16(),

@@ -18,7 +18,13 @@ use url::form_urlencoded::byte_serialize;
 use super::error::RefreshError;
 use crate::config::{StepConfig, TokenAuthMethod};
 use crate::event::error_chain;
+use crate::http::{BodyCap, BodyError, read_capped};
 use crate::secret::{ClientSecret, RefreshToken};
+
+/// The most a token endpoint's answer may hold. Token responses are a few KiB, JWTs
+/// included; an endpoint sending more is broken, and is not read further.
+pub const TOKEN_RESPONSE_CAP: BodyCap =
+    BodyCap::new(1024 * 1024, "for token endpoint responses (fixed)");
 
 /// How often and how patiently a refresh is retried on transient failures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,9 +204,16 @@ impl TokenEndpoint {
             .is_some_and(|v| {
                 v.starts_with("application/x-www-form-urlencoded") || v.starts_with("text/plain")
             });
-        let body = match response.bytes().await {
+        let body = match read_capped(response, TOKEN_RESPONSE_CAP).await {
             Ok(body) => body,
-            Err(error) => {
+            // A success too large to be a token set is not retried: the endpoint may have
+            // rotated the refresh token, and sending the old one again could revoke the grant.
+            Err(BodyError::TooLarge(too_large)) if status.is_success() => {
+                return Attempt::Done(Err(RefreshError::InvalidResponse(too_large.to_string())));
+            }
+            // An error too large to read is judged by its status alone.
+            Err(BodyError::TooLarge(_)) => return classify(status, None, retry_after),
+            Err(BodyError::Read(error)) => {
                 return Attempt::Transient {
                     response_lost: true,
                     last: describe_transport_error(&error),

@@ -1,5 +1,8 @@
-//! The authenticated HTTP client that triggers and actions use to call the protected API.
+//! The authenticated HTTP client that triggers and actions use to call the protected API, and
+//! the capped body reader every response from an outside server goes through.
 
+pub mod body;
 pub mod client;
 
+pub use body::{BodyCap, BodyError, BodyTooLarge, read_capped};
 pub use client::{AuthClient, AuthError, api_http_client, strip_url_secrets, without_url_secrets};

@@ -9,7 +9,8 @@
 //! The number of pages per poll is bounded by `max_pages`. A poll that hits the bound still
 //! emits its snapshot, and the next poll goes on from there: with an API that sorts by the
 //! modified field (which `since` polling needs anyway), a large backlog drains over a few
-//! polls instead of one endless one.
+//! polls instead of one endless one. Each page's body is read up to `max_response_bytes`; a
+//! larger page fails the poll (no snapshot), so lower `page_size` or raise the cap.
 
 use std::collections::HashSet;
 
@@ -21,7 +22,7 @@ use serde_json::Value;
 use super::high_water::{HighWater, id_text};
 use super::pagination::{NextPage, PageSeen, Pagination, check_pointer, number_field};
 use crate::config::StepConfig;
-use crate::http::without_url_secrets;
+use crate::http::{BodyCap, read_capped};
 use crate::message::Message;
 use crate::module::{Context, ProcessError, Trigger};
 use crate::template::excerpt;
@@ -52,6 +53,7 @@ pub const FIELDS: &[&str] = &[
     "cursor_pointer",
     "cursor_param",
     "max_pages",
+    "max_response_bytes",
 ];
 
 /// The `pollItems` trigger.
@@ -153,6 +155,7 @@ impl Trigger for PollItems {
         ctx: &Context,
     ) -> Result<(), ProcessError> {
         let settings = PollSettings::from_config(config)?;
+        let cap = BodyCap::from_config(config).map_err(ProcessError::Config)?;
         let previous = HighWater::from_snapshot(snapshot);
         let mut mark = previous.clone();
         let http = ctx.http()?;
@@ -200,10 +203,9 @@ impl Trigger for PollItems {
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect();
-            let bytes = response
-                .bytes()
+            let bytes = read_capped(response, cap)
                 .await
-                .map_err(|error| ProcessError::Response(without_url_secrets(error)))?;
+                .map_err(|error| ProcessError::reading_body(status, error))?;
             if !(200..300).contains(&status) {
                 return Err(ProcessError::Api {
                     status,

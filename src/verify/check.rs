@@ -21,7 +21,7 @@ use crate::clock::{self, Clock};
 use crate::config::{RefreshMode, StepConfig};
 use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use crate::event::{Event, Keys, innermost};
-use crate::http::{AuthClient, AuthError, strip_url_secrets};
+use crate::http::{AuthClient, AuthError, BodyCap, BodyError, read_capped, strip_url_secrets};
 use crate::template::truncate;
 
 /// The config field naming the verification request's path.
@@ -32,6 +32,12 @@ pub const DEFAULT_VERIFY_PATH: &str = "/me";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of an API error body quoted in a reason.
 const EXCERPT_CHARS: usize = 200;
+/// The most of an API error body read for that quote: the check needs the status and an
+/// excerpt, never a whole body. A success's body is not read at all.
+pub const ERROR_BODY_CAP: BodyCap = BodyCap::new(
+    64 * 1024,
+    "for an error body quoted in a verification reason (fixed)",
+);
 
 /// How long a refresh already sent to the token endpoint may still take after the timeout:
 /// the provider may have rotated the refresh token, and the new one exists nowhere else.
@@ -298,11 +304,15 @@ async fn call(client: &AuthClient, path: &str) -> Result<(), Failure> {
     if status.is_success() {
         return Ok(());
     }
-    let body = response.text().await.unwrap_or_default();
+    let excerpt = match read_capped(response, ERROR_BODY_CAP).await {
+        Ok(body) => excerpt(&String::from_utf8_lossy(&body)),
+        Err(BodyError::TooLarge(too_large)) => format!("(not quoted: {too_large})"),
+        Err(BodyError::Read(_)) => String::new(),
+    };
     Err(Failure::Status {
         url,
         status,
-        excerpt: excerpt(&body),
+        excerpt,
     })
 }
 
