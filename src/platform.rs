@@ -6,7 +6,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::StepConfig;
+use crate::http::{BodyCap, read_capped};
 use crate::settings::{Identity, StepSource};
+
+/// The most a step definition from the platform API may weigh: a config and a snapshot.
+const STEP_DEFINITION_CAP: BodyCap = BodyCap::new(
+    16 * 1024 * 1024,
+    "for step definitions from the platform API (fixed)",
+);
 
 /// What the worker needs to know about its step.
 #[derive(Clone, Debug)]
@@ -119,10 +126,17 @@ pub async fn load(
             if !status.is_success() {
                 return Err(StepSourceError::Api(format!("HTTP {status}")));
             }
-            let step: StepJson = response
-                .json()
+            let body = read_capped(response, STEP_DEFINITION_CAP)
                 .await
-                .map_err(|error| StepSourceError::Api(error.without_url().to_string()))?;
+                .map_err(|error| StepSourceError::Api(error.to_string()))?;
+            let step: StepJson = serde_json::from_slice(&body).map_err(|error| {
+                StepSourceError::Api(format!(
+                    "the answer is not a step definition ({:?} error at line {}, column {})",
+                    error.classify(),
+                    error.line(),
+                    error.column()
+                ))
+            })?;
             Ok(StepDefinition {
                 config: parse_config("the platform API", step.config)?,
                 snapshot: step
