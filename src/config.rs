@@ -33,7 +33,10 @@ pub enum TokenAuthMethod {
 #[serde(rename_all = "snake_case")]
 pub enum RefreshMode {
     /// When the API answers 401, and proactively once the token is within the expiry skew.
+    /// Spelt `on_401`, as the README and component.json's select view spell it; serde's own
+    /// snake case of the name, `on401`, is still read.
     #[default]
+    #[serde(rename = "on_401", alias = "on401")]
     On401,
     /// Before every API call, as some providers demand.
     EveryCall,
@@ -181,6 +184,18 @@ mod tests {
         assert_eq!(config.refresh, RefreshMode::On401);
         assert_eq!(config.expiry_skew_s, DEFAULT_EXPIRY_SKEW_S);
         assert!(config.oauth.is_none());
+    }
+
+    #[test]
+    fn refresh_on_401_is_read_in_its_documented_spelling_and_its_old_one() {
+        for spelling in ["on_401", "on401"] {
+            let config = StepConfig::from_value(json!({"refresh": spelling})).unwrap();
+            assert_eq!(config.refresh, RefreshMode::On401, "{spelling}");
+        }
+        assert_eq!(
+            serde_json::to_value(RefreshMode::On401).unwrap(),
+            json!("on_401")
+        );
     }
 
     #[test]

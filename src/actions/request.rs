@@ -101,6 +101,22 @@ fn query(config: &StepConfig) -> Result<Vec<(String, String)>, ProcessError> {
     Ok(out)
 }
 
+/// `cfg.method`, GET when unset, in any letter case.
+fn method(config: &StepConfig) -> Result<Method, ProcessError> {
+    let method = config.str_field("method").unwrap_or("GET").trim();
+    Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| ProcessError::Config(format!("`method` is not an HTTP method: `{method}`")))
+}
+
+/// Reads every field of the action's config as a message would, without sending anything:
+/// lets `component.json` be checked against the parser that runs in a flow.
+pub fn check_config(config: &StepConfig) -> Result<(), ProcessError> {
+    method(config)?;
+    headers(config)?;
+    query(config)?;
+    Ok(())
+}
+
 fn carries_body(method: &Method) -> bool {
     ![Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS].contains(method)
 }
@@ -114,10 +130,7 @@ impl Action for Request {
         _snapshot: &Value,
         ctx: &Context,
     ) -> Result<(), ProcessError> {
-        let method = config.str_field("method").unwrap_or("GET").trim();
-        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-            ProcessError::Config(format!("`method` is not an HTTP method: `{method}`"))
-        })?;
+        let method = method(config)?;
         let path = config
             .str_field("path")
             .filter(|p| !p.trim().is_empty())

@@ -134,6 +134,12 @@ impl PollSettings {
     }
 }
 
+/// Reads and checks every field of the trigger's config, as a poll does before its first
+/// call: lets `component.json` be checked against the parser that runs in a flow.
+pub fn check_config(config: &StepConfig) -> Result<(), ProcessError> {
+    PollSettings::from_config(config).map(drop)
+}
+
 /// A field by name, or by JSON pointer when it starts with `/`.
 fn lookup<'a>(item: &'a Value, field: &str) -> Option<&'a Value> {
     if field.starts_with('/') {
