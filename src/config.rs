@@ -207,6 +207,24 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_secret_is_refused_naming_its_type_but_not_its_value() {
+        for config in [
+            json!({"client_secret": 123456}),
+            json!({"oauth": {"access_token": "at", "refresh_token": 123456}}),
+            json!({"oauth": {"access_token": 123456}}),
+        ] {
+            let error = StepConfig::from_value(config).unwrap_err();
+            assert!(!error.to_string().contains("123456"), "{error}");
+            assert!(!format!("{error:?}").contains("123456"), "{error:?}");
+        }
+        let error = StepConfig::from_value(json!({"client_secret": 123456})).unwrap_err();
+        assert!(
+            error.to_string().contains("ClientSecret must be a string"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_secrets_or_component_values() {
         let printed = format!("{:?}", StepConfig::from_value(full_config()).unwrap());
         for secret in ["\"at\"", "\"rt\"", "csecret", "/items"] {

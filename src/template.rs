@@ -4,6 +4,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use url::Url;
 
+use crate::redact::Redactor;
+
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -77,13 +79,19 @@ pub fn is_within(base: &Url, url: &Url) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The start of a body, as text, for error messages.
-pub fn excerpt(body: &[u8]) -> String {
+/// How much of a body is redacted before it is cut to [`EXCERPT_CHARS`]: a secret that
+/// starts inside the excerpt is replaced whole rather than cut into a quotable prefix.
+const REDACTION_WINDOW_CHARS: usize = EXCERPT_CHARS + 8192;
+
+/// The start of a body, as text, for error messages, with the secrets `redactor` knows taken
+/// out (an API may echo the request's Authorization header in its error body).
+pub fn excerpt(body: &[u8], redactor: &Redactor) -> String {
     let text = String::from_utf8_lossy(body);
     if text.trim().is_empty() {
         return "(empty body)".to_owned();
     }
-    truncate(&text, EXCERPT_CHARS)
+    let window: String = text.chars().take(REDACTION_WINDOW_CHARS).collect();
+    truncate(&redactor.redact(&window), EXCERPT_CHARS)
 }
 
 /// `text` cut to `max_chars` characters, with `…` when something was cut.
@@ -167,10 +175,23 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_cut_by_the_excerpt_bound_is_redacted_whole() {
+        let secret = "tok-".repeat(20);
+        let body = format!("{}{secret} tail", "x".repeat(EXCERPT_CHARS - 10));
+        let cut = excerpt(body.as_bytes(), &Redactor::new().with_secret(&secret));
+        assert!(!cut.contains("tok-"), "{cut}");
+        assert!(cut.ends_with("x[redacted]…"), "{cut}");
+    }
+
+    #[test]
     fn excerpts_are_bounded() {
         let long = "x".repeat(1000);
-        assert_eq!(excerpt(long.as_bytes()).chars().count(), EXCERPT_CHARS + 1);
-        assert_eq!(excerpt(b""), "(empty body)");
+        let none = Redactor::new();
+        assert_eq!(
+            excerpt(long.as_bytes(), &none).chars().count(),
+            EXCERPT_CHARS + 1
+        );
+        assert_eq!(excerpt(b"", &none), "(empty body)");
         assert_eq!(truncate("abc", 3), "abc");
         assert_eq!(truncate("abcd", 3), "abc…");
     }

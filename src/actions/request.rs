@@ -222,7 +222,7 @@ impl Action for Request {
         if !status.is_success() {
             return Err(ProcessError::Api {
                 status: status.as_u16(),
-                excerpt: excerpt(&bytes),
+                excerpt: excerpt(&bytes, ctx.redactor()),
             });
         }
         let body = body_json(content_type.as_deref(), &bytes);

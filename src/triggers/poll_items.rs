@@ -213,12 +213,15 @@ impl Trigger for PollItems {
             if !(200..300).contains(&status) {
                 return Err(ProcessError::Api {
                     status,
-                    excerpt: excerpt(&bytes),
+                    excerpt: excerpt(&bytes, ctx.redactor()),
                 });
             }
             let body: Value = serde_json::from_slice(&bytes).map_err(|e| ProcessError::Api {
                 status,
-                excerpt: format!("the body is not JSON ({e}): {}", excerpt(&bytes)),
+                excerpt: format!(
+                    "the body is not JSON ({e}): {}",
+                    excerpt(&bytes, ctx.redactor())
+                ),
             })?;
             let items = body
                 .pointer(&settings.items_pointer)
