@@ -369,8 +369,8 @@ mod tests {
                 checked += 1;
             }
         }
-        // token_auth_method 2, refresh 2, pagination 4, method 5.
-        assert_eq!(checked, 13);
+        // token_auth_method 2, refresh 2, pagination 4, order 3, method 5.
+        assert_eq!(checked, 16);
     }
 
     #[test]
