@@ -33,7 +33,10 @@ pub enum TokenAuthMethod {
 #[serde(rename_all = "snake_case")]
 pub enum RefreshMode {
     /// When the API answers 401, and proactively once the token is within the expiry skew.
+    /// Spelt `on_401`, as the README and component.json's select view spell it; serde's own
+    /// snake case of the name, `on401`, is still read.
     #[default]
+    #[serde(rename = "on_401", alias = "on401")]
     On401,
     /// Before every API call, as some providers demand.
     EveryCall,
@@ -184,11 +187,41 @@ mod tests {
     }
 
     #[test]
+    fn refresh_on_401_is_read_in_its_documented_spelling_and_its_old_one() {
+        for spelling in ["on_401", "on401"] {
+            let config = StepConfig::from_value(json!({"refresh": spelling})).unwrap();
+            assert_eq!(config.refresh, RefreshMode::On401, "{spelling}");
+        }
+        assert_eq!(
+            serde_json::to_value(RefreshMode::On401).unwrap(),
+            json!("on_401")
+        );
+    }
+
+    #[test]
     fn a_bad_field_is_named() {
         let error = StepConfig::from_value(json!({"refresh": "sometimes"})).unwrap_err();
         assert!(error.to_string().contains("sometimes"), "{error}");
         let error = StepConfig::from_value(json!({"oauth": {"refresh_token": "x"}})).unwrap_err();
         assert!(error.to_string().contains("access_token"), "{error}");
+    }
+
+    #[test]
+    fn a_numeric_secret_is_refused_naming_its_type_but_not_its_value() {
+        for config in [
+            json!({"client_secret": 123456}),
+            json!({"oauth": {"access_token": "at", "refresh_token": 123456}}),
+            json!({"oauth": {"access_token": 123456}}),
+        ] {
+            let error = StepConfig::from_value(config).unwrap_err();
+            assert!(!error.to_string().contains("123456"), "{error}");
+            assert!(!format!("{error:?}").contains("123456"), "{error:?}");
+        }
+        let error = StepConfig::from_value(json!({"client_secret": 123456})).unwrap_err();
+        assert!(
+            error.to_string().contains("ClientSecret must be a string"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -315,6 +315,64 @@ mod tests {
         }
     }
 
+    /// Every value each select field of `fields` offers, as `(field, value)`.
+    fn select_values(fields: &BTreeMap<String, Field>) -> Vec<(String, String)> {
+        let mut values = Vec::new();
+        for (name, field) in fields {
+            if !matches!(field.view_class.as_str(), "SelectView" | "MultiSelectView") {
+                continue;
+            }
+            let model = field.model.as_ref().and_then(Value::as_object);
+            let model = model.unwrap_or_else(|| panic!("select field `{name}` has a model"));
+            assert!(!model.is_empty(), "select field `{name}` offers no value");
+            values.extend(model.keys().map(|value| (name.clone(), value.clone())));
+        }
+        values
+    }
+
+    #[test]
+    fn every_value_offered_by_a_select_field_parses_through_the_real_config_parsers() {
+        use crate::config::StepConfig;
+        use serde_json::json;
+
+        let descriptor = Descriptor::embedded();
+        let mut checked = 0;
+        let credentials = &descriptor.credentials.as_ref().unwrap().fields;
+        for (field, value) in select_values(credentials) {
+            let mut config = json!({"oauth": {"access_token": "at"},
+                                    "api_base_url": "http://127.0.0.1:1/api"});
+            config[&field] = json!(value);
+            let parsed = StepConfig::from_value(config.clone());
+            assert!(
+                parsed.is_ok(),
+                "credentials `{field}`: `{value}`: {parsed:?}"
+            );
+            let verified = crate::verify::parse_config(config);
+            assert!(
+                verified.is_ok(),
+                "credentials `{field}`: `{value}`: {verified:?}"
+            );
+            checked += 1;
+        }
+        for (name, function) in descriptor.triggers.iter().chain(&descriptor.actions) {
+            for (field, value) in select_values(&function.fields) {
+                let mut config = json!({"path": "/items"});
+                config[&field] = json!(value);
+                let config = StepConfig::from_value(config);
+                let config = config.unwrap_or_else(|e| panic!("`{name}` `{field}`: {e}"));
+                let parsed = match name.as_str() {
+                    "pollItems" => crate::triggers::poll_items::check_config(&config),
+                    "request" => crate::actions::request::check_config(&config),
+                    other => panic!("no config parser is known for `{other}`; add it here"),
+                };
+                assert!(parsed.is_ok(), "`{name}` `{field}`: `{value}`: {parsed:?}");
+                checked += 1;
+            }
+        }
+        // token_auth_method 2, refresh 2, pagination 4, order 3, method 5.
+        assert_eq!(checked, 16);
+    }
+
     #[test]
     fn parse_errors_name_the_file_and_position() {
         let error = Descriptor::parse("{\n\"title\": }", "x/component.json").unwrap_err();

@@ -23,7 +23,8 @@
 //! loads the step definition through [`platform`], and drives [`step::Step`] per delivery
 //! over the [`amqp`] transport (read and write connections, consumer, confirming publisher).
 //!
-//! Supporting modules: [`secret`] (redacted secret types), [`message`] (the message model),
+//! Supporting modules: [`secret`] (redacted secret types), [`redact`] (known secrets taken
+//! out of quoted API bodies before they are logged or emitted), [`message`] (the message model),
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
 //! [`template`] (path templates), [`triggers`] and [`actions`] (the REST component),
 //! [`verify`] (the credential check behind the `verify_credentials` binary: `GET verify_path`
@@ -47,6 +48,7 @@ pub mod local;
 pub mod message;
 pub mod module;
 pub mod platform;
+pub mod redact;
 pub mod registry;
 pub mod sandbox;
 pub mod secret;

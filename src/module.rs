@@ -11,6 +11,7 @@ use crate::config::StepConfig;
 use crate::emitter::{EmitError, Emitter};
 use crate::http::{AuthClient, AuthError, BodyError, BodyTooLarge};
 use crate::message::Message;
+use crate::redact::Redactor;
 
 /// Why a trigger or action failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,12 +83,29 @@ impl ProcessError {
 pub struct Context {
     emitter: Emitter,
     http: Option<AuthClient>,
+    redactor: Redactor,
 }
 
 impl Context {
     /// A context with the given emitter and, when the config holds a token set, client.
     pub fn new(emitter: Emitter, http: Option<AuthClient>) -> Self {
-        Self { emitter, http }
+        Self {
+            emitter,
+            http,
+            redactor: Redactor::new(),
+        }
+    }
+
+    /// The same context, quoting API bodies through `redactor`.
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// Takes the account's secrets out of API bodies a module quotes in errors or logs
+    /// (see [`crate::template::excerpt`]).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Where events go.

@@ -16,6 +16,7 @@ use crate::event::ErrorReport;
 use crate::http::AuthClient;
 use crate::message::Message;
 use crate::module::Context;
+use crate::redact::Redactor;
 use crate::registry::{Function, Registry};
 
 /// The name is not a compiled-in function.
@@ -111,7 +112,7 @@ impl Step {
     }
 
     /// Processes one message, emitting through `emitter`. A failure becomes exactly one error
-    /// event.
+    /// event, with the account's secrets taken out of its text.
     pub async fn process(&self, message: &Message, snapshot: &Value, emitter: &Emitter) -> Outcome {
         let base_url = self
             .config
@@ -122,7 +123,8 @@ impl Step {
             .tokens
             .clone()
             .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
-        let ctx = Context::new(emitter.clone(), http);
+        let redactor = Redactor::for_step(&self.config, self.tokens.clone());
+        let ctx = Context::new(emitter.clone(), http).with_redactor(redactor.clone());
         match self
             .function
             .process(message, &self.config, snapshot, &ctx)
@@ -130,7 +132,10 @@ impl Step {
         {
             Ok(()) => Outcome::Completed,
             Err(error) => {
-                let report = ErrorReport::from_error(error.name(), &error);
+                let mut report = ErrorReport::from_error(error.name(), &error);
+                // Any text in the chain may quote an API or token-endpoint body.
+                report.message = redactor.redact(&report.message);
+                report.stack = redactor.redact(&report.stack);
                 tracing::warn!(message = "Function failed.", function = %self.name, error = %report.message);
                 let error_published = match emitter.error(report.clone()).await {
                     Ok(()) => true,

@@ -329,3 +329,180 @@ async fn a_next_link_to_another_origin_is_not_followed_with_the_token() {
     assert_eq!(ids(&events), vec!["a"]);
     assert_eq!(count(&events, EventKind::Snapshot), 0);
 }
+
+/// A loopback list API: `GET /items?since=&page=&per_page=` answering
+/// `{"items": [...], "has_more": bool}`, sorted by `updated_at` oldest or newest first (ties
+/// in the order they were added), `since` inclusive. It takes any bearer token.
+struct ListApi {
+    url: String,
+    items: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl ListApi {
+    async fn start(newest_first: bool) -> Self {
+        use axum::extract::{Query, State};
+        use std::collections::HashMap;
+
+        let items: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new()
+            .route(
+                "/items",
+                axum::routing::get(
+                    move |State(items): State<std::sync::Arc<std::sync::Mutex<Vec<Value>>>>,
+                          Query(query): Query<HashMap<String, String>>| async move {
+                        let stamp = |item: &Value| item["updated_at"].as_str().unwrap().to_owned();
+                        let mut list = items.lock().unwrap().clone();
+                        if let Some(since) = query.get("since") {
+                            list.retain(|item| stamp(item) >= *since);
+                        }
+                        list.sort_by(|a, b| {
+                            let order = stamp(a).cmp(&stamp(b));
+                            if newest_first { order.reverse() } else { order }
+                        });
+                        let per_page: usize = query["per_page"].parse().unwrap();
+                        let page: usize = query["page"].parse().unwrap();
+                        let start = (page - 1) * per_page;
+                        let page: Vec<Value> =
+                            list.iter().skip(start).take(per_page).cloned().collect();
+                        let has_more = start + page.len() < list.len();
+                        axum::Json(json!({"items": page, "has_more": has_more}))
+                    },
+                ),
+            )
+            .with_state(items.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, items }
+    }
+
+    fn add(&self, items: Vec<Value>) {
+        self.items.lock().unwrap().extend(items);
+    }
+
+    /// A `pollItems` step over this API, paged as [`paged`] says with `extra` on top.
+    fn step(&self, extra: Value) -> Step {
+        let mut config = paged(extra);
+        config["oauth"] = json!({"access_token": "list-api-token"});
+        config["api_base_url"] = json!(self.url);
+        let config = component::StepConfig::from_value(config).unwrap();
+        Step::new(
+            &component::Registry::builtin(),
+            "pollItems",
+            config,
+            component::clock::system(),
+        )
+        .unwrap()
+    }
+}
+
+/// Polls `step` from `snapshot` until a poll emits nothing (at most 20 polls), calling
+/// `between` after each poll with its number; returns the ids each poll emitted and the last
+/// snapshot.
+async fn drain(
+    step: &Step,
+    mut snapshot: Value,
+    mut between: impl FnMut(usize),
+) -> (Vec<Vec<String>>, Value) {
+    let mut polls = Vec::new();
+    for number in 1..=20 {
+        let (outcome, events) = poll(step, &snapshot).await;
+        assert_eq!(outcome, Outcome::Completed, "{events:?}");
+        snapshot = last_snapshot(&events).expect("every poll emits its snapshot");
+        let emitted = ids(&events);
+        let done = emitted.is_empty();
+        polls.push(emitted);
+        if done {
+            return (polls, snapshot);
+        }
+        between(number);
+    }
+    panic!("20 polls did not drain the list: {polls:?}");
+}
+
+/// Every id emitted over `polls`, each exactly once: the sorted list, checked for duplicates.
+fn each_once(polls: &[Vec<String>]) -> Vec<String> {
+    let mut all: Vec<String> = polls.iter().flatten().cloned().collect();
+    all.sort();
+    let count = all.len();
+    all.dedup();
+    assert_eq!(all.len(), count, "an item was emitted twice: {polls:?}");
+    all
+}
+
+fn id_list(numbers: &[usize]) -> Vec<String> {
+    numbers.iter().map(|i| format!("item-{i:02}")).collect()
+}
+
+#[tokio::test]
+async fn newest_first_with_more_pages_than_max_pages_emits_every_item_exactly_once_over_polls() {
+    let api = ListApi::start(true).await;
+    let all = distinct_items(29);
+    api.add(all[..25].to_vec());
+    let step = api.step(json!({"page_size": 3, "max_pages": 2}));
+
+    // Four newer items arrive after the second poll, while the backlog is still draining.
+    let (polls, snapshot) = drain(&step, json!({}), |number| {
+        if number == 2 {
+            api.add(all[25..].to_vec());
+        }
+    })
+    .await;
+
+    assert_eq!(
+        polls,
+        vec![
+            id_list(&[25, 24, 23, 22, 21, 20]),
+            id_list(&[19, 18, 17, 16, 15, 14]),
+            id_list(&[29, 28, 27, 26]),
+            id_list(&[13, 12, 11, 10, 9]),
+            id_list(&[8, 7, 6, 5, 4, 3]),
+            id_list(&[2, 1]),
+            vec![],
+        ]
+    );
+    assert_eq!(each_once(&polls), expected_ids(1..=29));
+    assert_eq!(
+        snapshot,
+        json!({"since": "2026-01-01T00:00:29Z", "ids_at_since": ["item-29"]})
+    );
+}
+
+#[tokio::test]
+async fn items_sharing_one_timestamp_beyond_max_pages_progress_over_polls_none_lost_or_twice() {
+    for newest_first in [false, true] {
+        let api = ListApi::start(newest_first).await;
+        // item-01 at t1, item-02..item-21 all at t5, item-22 at t9.
+        let mut stamps = vec!["t1"];
+        stamps.extend(["t5"; 20]);
+        stamps.push("t9");
+        api.add(items(&stamps));
+        let step = api.step(json!({"page_size": 3, "max_pages": 2}));
+
+        let (polls, snapshot) = drain(&step, json!({}), |_| {}).await;
+
+        let expected = if newest_first {
+            vec![
+                id_list(&[22, 2, 3, 4, 5, 6]),
+                id_list(&[7, 8, 9, 10, 11, 12]),
+                id_list(&[13, 14, 15, 16, 17, 18]),
+                id_list(&[19, 20, 21, 1]),
+                vec![],
+            ]
+        } else {
+            vec![
+                id_list(&[1, 2, 3, 4, 5, 6]),
+                id_list(&[7, 8, 9, 10]),
+                id_list(&[11, 12, 13, 14, 15, 16]),
+                id_list(&[17, 18, 19, 20, 21, 22]),
+                vec![],
+            ]
+        };
+        assert_eq!(polls, expected, "newest first: {newest_first}");
+        assert_eq!(each_once(&polls), expected_ids(1..=22));
+        assert_eq!(
+            snapshot,
+            json!({"since": "t9", "ids_at_since": ["item-22"]})
+        );
+    }
+}

@@ -218,3 +218,83 @@ async fn an_expired_token_is_refreshed_once_and_the_call_replayed() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_dot_dot_value_cannot_climb_out_of_the_base_path_and_nothing_is_sent() {
+    let sandbox = sandbox().await;
+    // The account's API is /api/echo/tenant-a; /api/echo/secret is another API on that host.
+    let base = format!("{}/echo/tenant-a", sandbox.api_base_url());
+    let step = request_step(
+        &sandbox,
+        json!({"method": "GET", "path": "/{id}/secret", "api_base_url": base}),
+    );
+    for id in ["..", "."] {
+        let (outcome, events) = send(&step, json!({"id": id})).await;
+        let report = failure(outcome);
+        assert_eq!(report.name, "InvalidInput");
+        let encoded = if id == ".." { "%2E%2E" } else { "%2E" };
+        assert_eq!(
+            report.message,
+            format!(
+                "the input message is invalid: the path `/{encoded}/secret` has a `.` or `..` \
+                 segment, which would send the request to another path; nothing was sent"
+            )
+        );
+        assert_eq!(count(&events, EventKind::Error), 1);
+        assert_eq!(count(&events, EventKind::Data), 0);
+    }
+    assert_eq!(sandbox.api_calls(), 0);
+    assert_eq!(traffic(&sandbox), Vec::<String>::new());
+
+    // A value that merely contains dots stays one segment under the base.
+    let (outcome, events) = send(&step, json!({"id": "..."})).await;
+    let out = only_data(outcome, &events);
+    assert_eq!(out["body"]["path"], json!("/api/echo/tenant-a/.../secret"));
+}
+
+#[tokio::test]
+async fn a_path_resolving_outside_api_base_url_is_refused_and_gets_no_token() {
+    use std::sync::{Arc, Mutex};
+
+    // Another origin that records every request and its Authorization header.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorder = seen.clone();
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
+    let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let auth = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        recorder
+            .lock()
+            .unwrap()
+            .push(format!("{} {auth:?}", request.uri()));
+        async { "ok" }
+    });
+    tokio::spawn(async move { axum::serve(elsewhere, router).await });
+
+    let sandbox = sandbox().await;
+    for path in [
+        format!("{elsewhere_url}/collect/{{id}}"),
+        format!("{}/admin/{{id}}", sandbox.url()),
+    ] {
+        let step = request_step(&sandbox, json!({"method": "POST", "path": path}));
+        let (outcome, events) = send(&step, json!({"id": "7"})).await;
+        let report = failure(outcome);
+        assert_eq!(report.name, "ConfigurationError");
+        let target = path.replace("{id}", "7");
+        assert_eq!(
+            report.message,
+            format!(
+                "the step config is invalid: `path` resolves to {target}, outside \
+                 `api_base_url` ({}); the access token is not sent there",
+                sandbox.api_base_url()
+            )
+        );
+        assert_eq!(count(&events, EventKind::Error), 1);
+    }
+    assert_eq!(seen.lock().unwrap().clone(), Vec::<String>::new());
+    assert_eq!(sandbox.api_calls(), 0);
+    assert_eq!(traffic(&sandbox), Vec::<String>::new());
+}

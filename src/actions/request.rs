@@ -1,7 +1,10 @@
 //! `request`: one HTTP call per message, emitting `{status, headers, body}`.
 //!
 //! `cfg.path` may hold `{field}` placeholders, filled from the message body and
-//! percent-encoded as one path segment each. The message body goes out as the JSON body of
+//! percent-encoded as one path segment each. The request never leaves `api_base_url`: a path
+//! with a `.` or `..` segment (a body value `..` included) and a URL outside the base (another
+//! origin, or a path not under the base's path) are refused before anything is sent, so the
+//! bearer token only goes where the account's API lives. The message body goes out as the JSON body of
 //! methods that carry one (POST, PUT, PATCH, ...; not GET, HEAD, DELETE, OPTIONS). `headers`
 //! and `query` are JSON objects, given as objects or as JSON text (the UI's text areas).
 //!
@@ -16,15 +19,16 @@ use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+use url::Url;
 
 use super::response::{body_json, headers_json};
 use super::retry_after::retry_after_ms;
 use crate::config::StepConfig;
 use crate::event::Rebound;
-use crate::http::{BodyCap, read_capped};
+use crate::http::{BodyCap, read_capped, strip_url_secrets};
 use crate::message::Message;
 use crate::module::{Action, Context, ProcessError};
-use crate::template::{excerpt, fill_path};
+use crate::template::{excerpt, fill_path, has_dot_segment, is_within};
 
 /// Every config field the action reads; a unit test checks `component.json` against it.
 pub const FIELDS: &[&str] = &["method", "path", "headers", "query", "max_response_bytes"];
@@ -102,6 +106,49 @@ fn query(config: &StepConfig) -> Result<Vec<(String, String)>, ProcessError> {
     Ok(out)
 }
 
+/// `cfg.method`, GET when unset, in any letter case.
+fn method(config: &StepConfig) -> Result<Method, ProcessError> {
+    let method = config.str_field("method").unwrap_or("GET").trim();
+    Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| ProcessError::Config(format!("`method` is not an HTTP method: `{method}`")))
+}
+
+/// Reads every field of the action's config as a message would, without sending anything:
+/// lets `component.json` be checked against the parser that runs in a flow.
+pub fn check_config(config: &StepConfig) -> Result<(), ProcessError> {
+    method(config)?;
+    headers(config)?;
+    query(config)?;
+    Ok(())
+}
+
+/// Refuses a filled path that would take the request, and its bearer token, away from
+/// `api_base_url`: a dot-segment anywhere (URL parsers resolve `..` and `%2E%2E` alike), or a
+/// resolved URL outside the base.
+fn check_target(config: &StepConfig, path: &str, url: &Url) -> Result<(), ProcessError> {
+    if has_dot_segment(path) {
+        return Err(ProcessError::Input(format!(
+            "the path `{path}` has a `.` or `..` segment, which would send the request to \
+             another path; nothing was sent"
+        )));
+    }
+    let Some(base) = config.api_base_url.as_deref() else {
+        return Ok(());
+    };
+    let base =
+        Url::parse(base).map_err(|_| ProcessError::Config("`api_base_url` is not a URL".into()))?;
+    if is_within(&base, url) {
+        return Ok(());
+    }
+    let (mut shown, mut shown_base) = (url.clone(), base);
+    strip_url_secrets(&mut shown);
+    strip_url_secrets(&mut shown_base);
+    Err(ProcessError::Config(format!(
+        "`path` resolves to {shown}, outside `api_base_url` ({shown_base}); the access token \
+         is not sent there"
+    )))
+}
+
 fn carries_body(method: &Method) -> bool {
     ![Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS].contains(method)
 }
@@ -115,10 +162,7 @@ impl Action for Request {
         _snapshot: &Value,
         ctx: &Context,
     ) -> Result<(), ProcessError> {
-        let method = config.str_field("method").unwrap_or("GET").trim();
-        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-            ProcessError::Config(format!("`method` is not an HTTP method: `{method}`"))
-        })?;
+        let method = method(config)?;
         let path = config
             .str_field("path")
             .filter(|p| !p.trim().is_empty())
@@ -129,7 +173,9 @@ impl Action for Request {
         let query = query(config)?;
 
         let http = ctx.http()?;
-        let mut request = http.request(method.clone(), &path)?.query(&query);
+        let url = http.url(&path)?;
+        check_target(config, &path, &url)?;
+        let mut request = http.request(method.clone(), url.as_str())?.query(&query);
         for (name, value) in extra_headers {
             request = request.header(name, value);
         }
@@ -178,7 +224,7 @@ impl Action for Request {
         if !status.is_success() {
             return Err(ProcessError::Api {
                 status: status.as_u16(),
-                excerpt: excerpt(&bytes),
+                excerpt: excerpt(&bytes, ctx.redactor()),
             });
         }
         let body = body_json(content_type.as_deref(), &bytes);

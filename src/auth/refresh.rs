@@ -19,6 +19,7 @@ use super::error::RefreshError;
 use crate::config::{StepConfig, TokenAuthMethod};
 use crate::event::error_chain;
 use crate::http::{BodyCap, BodyError, read_capped};
+use crate::redact::Redactor;
 use crate::secret::{ClientSecret, RefreshToken};
 
 /// The most a token endpoint's answer may hold. Token responses are a few KiB, JWTs
@@ -222,7 +223,11 @@ impl TokenEndpoint {
             }
         };
         let fields = parse_body(&body, is_form);
-        classify(status, fields, retry_after)
+        let mut redactor = Redactor::new().with_secret(refresh_token.expose_secret());
+        if let Some(secret) = &self.client_secret {
+            redactor = redactor.with_secret(secret.expose_secret());
+        }
+        without_secrets(classify(status, fields, retry_after), &redactor)
     }
 
     fn basic_credentials(&self) -> HeaderValue {
@@ -351,6 +356,34 @@ fn classify(
     }
 }
 
+/// The endpoint's own words (its error code and `error_description`), which end up in error
+/// events, logs and reasons, with the secrets of the request taken out: an endpoint that
+/// echoes its form would otherwise quote the refresh token and the client secret.
+fn without_secrets(attempt: Attempt, redactor: &Redactor) -> Attempt {
+    let clean = |description: Option<String>| description.map(|d| redactor.redact(&d));
+    match attempt {
+        Attempt::Done(Err(RefreshError::ReauthorizationRequired {
+            error,
+            description,
+            after_lost_response,
+        })) => Attempt::Done(Err(RefreshError::ReauthorizationRequired {
+            error: redactor.redact(&error),
+            description: clean(description),
+            after_lost_response,
+        })),
+        Attempt::Done(Err(RefreshError::Refused {
+            status,
+            error,
+            description,
+        })) => Attempt::Done(Err(RefreshError::Refused {
+            status,
+            error: redactor.redact(&error),
+            description: clean(description),
+        })),
+        other => other,
+    }
+}
+
 /// `Retry-After` as seconds (dates are rare on token endpoints and are ignored).
 fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     value?
@@ -391,6 +424,28 @@ mod tests {
 
     fn fields(value: Value) -> Option<Map<String, Value>> {
         value.as_object().cloned()
+    }
+
+    #[test]
+    fn an_endpoint_echoing_its_form_has_the_refresh_token_and_client_secret_taken_out() {
+        let redactor = Redactor::new()
+            .with_secret("rt-s3cret/1")
+            .with_secret("cs-s3cret");
+        for (status, code) in [(400, "invalid_grant"), (400, "invalid_request")] {
+            let attempt = classify(
+                StatusCode::from_u16(status).unwrap(),
+                fields(json!({"error": code, "error_description":
+                    "got grant_type=refresh_token&refresh_token=rt-s3cret%2F1&client_secret=cs-s3cret"})),
+                None,
+            );
+            let error = done(without_secrets(attempt, &redactor)).unwrap_err();
+            let printed = format!("{error} {error:?}");
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(
+                printed.contains("refresh_token=[redacted]&client_secret=[redacted]"),
+                "{printed}"
+            );
+        }
     }
 
     #[test]

@@ -6,11 +6,16 @@
 //! the poll fails half-way no snapshot is emitted, so the next poll starts from the old mark
 //! again: items may then be emitted again, never lost.
 //!
-//! The number of pages per poll is bounded by `max_pages`. A poll that hits the bound still
-//! emits its snapshot, and the next poll goes on from there: with an API that sorts by the
-//! modified field (which `since` polling needs anyway), a large backlog drains over a few
-//! polls instead of one endless one. Each page's body is read up to `max_response_bytes`; a
-//! larger page fails the poll (no snapshot), so lower `page_size` or raise the cap.
+//! The number of pages per poll is bounded by `max_pages`, counting only pages that emitted
+//! something (or repeated this poll's own items): pages of items the snapshot already covers
+//! are passed on the way. A poll that hits the bound still emits its snapshot, which never
+//! claims an item the poll did not reach: oldest first, the mark moves up to what was seen;
+//! newest first (`order`, or told from the values seen), the stretch seen is recorded as a
+//! band above the unchanged mark, and the next poll walks past it into the rest. A large
+//! backlog thus drains over a few polls instead of one endless one, in either order, and
+//! more items at one timestamp than the bound lets through still progress poll by poll.
+//! Each page's body is read up to `max_response_bytes`; a larger page fails the poll (no
+//! snapshot), so lower `page_size` or raise the cap.
 
 use std::collections::HashSet;
 
@@ -19,7 +24,7 @@ use reqwest::Method;
 use reqwest::header::LINK;
 use serde_json::Value;
 
-use super::high_water::{HighWater, id_text};
+use super::high_water::{HighWater, ListOrder, Walk, id_text};
 use super::pagination::{NextPage, PageSeen, Pagination, check_pointer, number_field};
 use crate::config::StepConfig;
 use crate::http::{BodyCap, read_capped};
@@ -53,6 +58,7 @@ pub const FIELDS: &[&str] = &[
     "cursor_pointer",
     "cursor_param",
     "max_pages",
+    "order",
     "max_response_bytes",
 ];
 
@@ -71,6 +77,7 @@ struct PollSettings {
     page_size: Option<(String, u64)>,
     pagination: Pagination,
     max_pages: u64,
+    order: ListOrder,
 }
 
 impl PollSettings {
@@ -120,6 +127,14 @@ impl PollSettings {
             page_size,
             pagination: Pagination::from_config(config)?,
             max_pages,
+            order: match config.fields.get("order") {
+                None | Some(Value::Null) => Some(ListOrder::Auto),
+                Some(Value::String(order)) => ListOrder::parse(Some(order)),
+                Some(_) => None,
+            }
+            .ok_or_else(|| {
+                ProcessError::Config("`order` must be one of auto, ascending, descending".into())
+            })?,
         })
     }
 
@@ -134,6 +149,12 @@ impl PollSettings {
         }
         query
     }
+}
+
+/// Reads and checks every field of the trigger's config, as a poll does before its first
+/// call: lets `component.json` be checked against the parser that runs in a flow.
+pub fn check_config(config: &StepConfig) -> Result<(), ProcessError> {
+    PollSettings::from_config(config).map(drop)
 }
 
 /// A field by name, or by JSON pointer when it starts with `/`.
@@ -157,14 +178,15 @@ impl Trigger for PollItems {
         let settings = PollSettings::from_config(config)?;
         let cap = BodyCap::from_config(config).map_err(ProcessError::Config)?;
         let previous = HighWater::from_snapshot(snapshot);
-        let mut mark = previous.clone();
         let http = ctx.http()?;
         let base_query = settings.base_query(&previous);
         let first_url = http.url(&settings.path)?;
 
         let mut next = settings.pagination.first();
-        let mut emitted_now: HashSet<String> = HashSet::new();
-        let (mut pages, mut skipped) = (0u64, 0usize);
+        let mut seen_now: HashSet<String> = HashSet::new();
+        let mut walk = Walk::default();
+        let (mut pages, mut counted, mut emitted, mut skipped) = (0u64, 0u64, 0usize, 0usize);
+        let mut reached_the_mark = false;
         loop {
             let (builder, current) = match &next {
                 NextPage::Done => break,
@@ -209,12 +231,15 @@ impl Trigger for PollItems {
             if !(200..300).contains(&status) {
                 return Err(ProcessError::Api {
                     status,
-                    excerpt: excerpt(&bytes),
+                    excerpt: excerpt(&bytes, ctx.redactor()),
                 });
             }
             let body: Value = serde_json::from_slice(&bytes).map_err(|e| ProcessError::Api {
                 status,
-                excerpt: format!("the body is not JSON ({e}): {}", excerpt(&bytes)),
+                excerpt: format!(
+                    "the body is not JSON ({e}): {}",
+                    excerpt(&bytes, ctx.redactor())
+                ),
             })?;
             let items = body
                 .pointer(&settings.items_pointer)
@@ -243,13 +268,28 @@ impl Trigger for PollItems {
                     .unwrap_or_else(|| item.to_string());
                 page.push((item, modified, id));
             }
+            let (mut emitted_here, mut repeated_here) = (0usize, 0usize);
             for (item, modified, id) in page {
-                if !previous.admits(modified, &id) || !emitted_now.insert(id.clone()) {
+                walk.see(modified, &id);
+                reached_the_mark |= previous.is_below_since(modified);
+                if !seen_now.insert(id.clone()) {
+                    repeated_here += 1;
+                    skipped += 1;
+                    continue;
+                }
+                if !previous.admits(modified, &id) {
                     skipped += 1;
                     continue;
                 }
                 ctx.emitter().data(Message::with_body(item.clone())).await?;
-                mark.advance(modified, &id);
+                emitted_here += 1;
+            }
+            emitted += emitted_here;
+            // A page of items the snapshot already covers is free: the walk passes them on
+            // its way to what it has not emitted yet. A page repeating this poll's own items
+            // is not (an API that ignores the page parameter).
+            if emitted_here > 0 || repeated_here == items.len() {
+                counted += 1;
             }
 
             next = settings.pagination.next(
@@ -261,21 +301,40 @@ impl Trigger for PollItems {
                 },
                 current.as_deref(),
             );
-            if next != NextPage::Done && pages >= settings.max_pages {
+            let newest_first = match settings.order {
+                ListOrder::Descending => true,
+                ListOrder::Ascending => false,
+                ListOrder::Auto => walk.seen_order() == Some(ListOrder::Descending),
+            };
+            if next != NextPage::Done && newest_first && reached_the_mark {
+                // Everything further down is older than the mark.
+                next = NextPage::Done;
+            }
+            if next != NextPage::Done && counted >= settings.max_pages {
                 tracing::warn!(
                     message =
-                        "Stopped at the page bound; the next poll continues from the new mark.",
+                        "Stopped at the page bound; the next poll continues from the new snapshot.",
                     max_pages = settings.max_pages
                 );
                 break;
             }
         }
+        let finished = next == NextPage::Done;
+        if settings.order == ListOrder::Auto && walk.seen_order() == Some(ListOrder::Auto) {
+            tracing::warn!(
+                message = "The list is not sorted by the modified field; a poll stopped at the page bound may miss items.",
+                modified_field = %settings.modified_field
+            );
+        }
         tracing::info!(
             message = "Poll finished.",
             pages,
-            emitted = emitted_now.len(),
+            counted,
+            finished,
+            emitted,
             skipped
         );
+        let mark = previous.after(&walk, finished, settings.order);
         ctx.emitter().snapshot(mark.to_snapshot()).await?;
         Ok(())
     }
@@ -328,6 +387,8 @@ mod tests {
             (json!({"path": "/i", "page_size": "ten"}), "`page_size`"),
             (json!({"path": "/i", "max_pages": -1}), "`max_pages`"),
             (json!({"path": "/i", "pagination": "pages"}), "`pagination`"),
+            (json!({"path": "/i", "order": "newest"}), "`order`"),
+            (json!({"path": "/i", "order": 1}), "`order`"),
         ] {
             let error = settings(fields).unwrap_err();
             assert!(matches!(error, ProcessError::Config(_)), "{error}");

@@ -22,6 +22,7 @@ use crate::config::{RefreshMode, StepConfig};
 use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use crate::event::{Event, Keys, innermost};
 use crate::http::{AuthClient, AuthError, BodyCap, BodyError, read_capped, strip_url_secrets};
+use crate::redact::Redactor;
 use crate::template::truncate;
 
 /// The config field naming the verification request's path.
@@ -223,6 +224,7 @@ pub async fn verify_credentials(config: &StepConfig, options: &VerifyOptions) ->
         .as_deref()
         .and_then(|u| Url::parse(u).ok());
     let client = AuthClient::new(http, cache.clone(), emitter, base_url);
+    let redactor = Redactor::for_step(config, Some(cache.clone()));
     let path = verify_path(config);
     let due_before_call = config.refresh == RefreshMode::EveryCall
         || cache
@@ -230,7 +232,7 @@ pub async fn verify_credentials(config: &StepConfig, options: &VerifyOptions) ->
             .tokens
             .is_expired(options.clock.now_unix(), config.expiry_skew_s);
 
-    let outcome = tokio::time::timeout(options.timeout, call(&client, path)).await;
+    let outcome = tokio::time::timeout(options.timeout, call(&client, path, &redactor)).await;
     let mut verification = match outcome {
         Ok(Ok(())) => Verification::verified(),
         Ok(Err(failure)) => Verification::not_verified(failure.reason(due_before_call)),
@@ -248,6 +250,8 @@ pub async fn verify_credentials(config: &StepConfig, options: &VerifyOptions) ->
             ))
         }
     };
+    // The reason is printed, logged and POSTed: no secret the account knows may be in it.
+    verification.reason = verification.reason.map(|reason| redactor.redact(&reason));
     // A refresh that completed hands over its keys even when the check failed afterwards:
     // a rotated refresh token exists nowhere else.
     verification.updated_keys =
@@ -282,7 +286,7 @@ enum Failure {
     },
 }
 
-async fn call(client: &AuthClient, path: &str) -> Result<(), Failure> {
+async fn call(client: &AuthClient, path: &str, redactor: &Redactor) -> Result<(), Failure> {
     let url = client
         .url(path)
         .map(|url| display_url(&url))
@@ -305,7 +309,7 @@ async fn call(client: &AuthClient, path: &str) -> Result<(), Failure> {
         return Ok(());
     }
     let excerpt = match read_capped(response, ERROR_BODY_CAP).await {
-        Ok(body) => excerpt(&String::from_utf8_lossy(&body)),
+        Ok(body) => excerpt(&String::from_utf8_lossy(&body), redactor),
         Err(BodyError::TooLarge(too_large)) => format!("(not quoted: {too_large})"),
         Err(BodyError::Read(_)) => String::new(),
     };
@@ -451,9 +455,12 @@ fn display_url(url: &Url) -> String {
     shown.to_string()
 }
 
-/// A body as quoted in a reason: whitespace collapsed, cut at [`EXCERPT_CHARS`].
-fn excerpt(body: &str) -> String {
-    let collapsed = body.split_whitespace().collect::<Vec<_>>().join(" ");
+/// A body as quoted in a reason: the account's secrets taken out (a gateway may echo the
+/// Authorization header), whitespace collapsed, cut at [`EXCERPT_CHARS`].
+fn excerpt(body: &str, redactor: &Redactor) -> String {
+    let window: String = body.chars().take(EXCERPT_CHARS + 8192).collect();
+    let redacted = redactor.redact(&window);
+    let collapsed = redacted.split_whitespace().collect::<Vec<_>>().join(" ");
     truncate(&collapsed, EXCERPT_CHARS)
 }
 
@@ -545,7 +552,7 @@ mod tests {
     #[test]
     fn long_bodies_are_cut_and_whitespace_collapsed() {
         let body = format!("a\n\n b {}", "x".repeat(300));
-        let cut = excerpt(&body);
+        let cut = excerpt(&body, &Redactor::new());
         assert!(cut.starts_with("a b xxx"), "{cut}");
         assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
     }

@@ -223,7 +223,7 @@ fn check_field<T: DeserializeOwned>(
         Ok(_) => Ok(()),
         Err(_) => Err(ConfigError::Field {
             field: name.to_owned(),
-            problem: format!("{expected}, not {}", describe(value)),
+            problem: format!("{expected}, not {}", describe(name, value)),
         }),
     }
 }
@@ -272,10 +272,16 @@ fn check_oauth(fields: &Map<String, Value>) -> Result<(), ConfigError> {
         })
 }
 
-/// A value's type, and its text when that cannot be a secret (never for strings).
-fn describe(value: &Value) -> String {
+/// Config fields whose value is a secret whatever its JSON type.
+const SECRET_FIELDS: [&str; 1] = ["client_secret"];
+
+/// A value's type, and its text when that cannot be a secret (never for strings, never for
+/// a secret field: `"client_secret": 123456` is a secret typed as a number).
+fn describe(field: &str, value: &Value) -> String {
     match value {
-        Value::Bool(_) | Value::Number(_) => format!("{} {value}", json_type(value)),
+        Value::Bool(_) | Value::Number(_) if !SECRET_FIELDS.contains(&field) => {
+            format!("{} {value}", json_type(value))
+        }
         _ => json_type(value).to_owned(),
     }
 }
@@ -395,6 +401,30 @@ mod tests {
                 "must be the token set (a JSON object), not a string".into()
             )
         );
+    }
+
+    #[test]
+    fn a_numeric_client_secret_is_named_but_never_quoted() {
+        for secret in [json!(123456), json!(654.321), json!(true)] {
+            let mut config = minimal();
+            config["client_secret"] = secret.clone();
+            let error = parse_config(config.clone()).unwrap_err();
+            let (field, problem) = field_error(config);
+            assert_eq!(field, "client_secret");
+            assert!(problem.starts_with("must be a string, not a"), "{problem}");
+            for printed in [error.to_string(), format!("{error:?}")] {
+                assert!(!printed.contains(&secret.to_string()), "{printed}");
+            }
+        }
+        let error = parse_text(
+            "ELASTICIO_CFG",
+            r#"{"oauth": {"access_token": "at"},
+            "api_base_url": "http://x.example", "client_secret": 123456}"#,
+        )
+        .unwrap_err();
+        let printed = format!("{error} {:?}", std::error::Error::source(&error));
+        assert!(printed.contains("client_secret"), "{printed}");
+        assert!(!printed.contains("123456"), "{printed}");
     }
 
     #[test]
