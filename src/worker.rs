@@ -10,6 +10,10 @@
 //! is not processed again but settled with it (sailor-nodejs' messagesDB, narrowed to what the
 //! broker flags as redelivered, so that distinct messages sharing an id are never merged).
 //!
+//! With `COMPONENT_METRICS_ADDR` set it also serves the operator's endpoint
+//! ([`crate::telemetry::server`]): each delivery is counted in the metrics and watched by
+//! the liveness check, and readiness follows whether the consumer is attached.
+//!
 //! Shutdown ends within `COMPONENT_SHUTDOWN_TIMEOUT` ([`Settings::shutdown_timeout`]) of the
 //! signal, whatever the broker and the API do: it stops consuming; in-flight deliveries get
 //! the first three quarters of the time, a token refresh still publishing its keys the next

@@ -143,9 +143,12 @@ async fn the_metrics_endpoint_counts_exactly_what_the_worker_received_processed_
     let provider = Provider::default();
     let base = provider.serve().await;
     let bed = Bed::new().await;
-    // One message that does not decrypt, then five good ones with an expired token: one
-    // refresh, one updateKeys, five data, one error (and its input dead-lettered).
+    // With an expired token: one message that does not decrypt, one the API answers 400,
+    // five good ones. One refresh and its updateKeys, five data, two errors (and both inputs
+    // dead-lettered).
     bed.send_raw(b"not a ciphertext", FieldTable::default())
+        .await;
+    bed.send(&json!({ "body": { "n": "x" } }), Encoding::Base64, "m-x")
         .await;
     bed.send_numbered(0..5, |n| json!({ "n": n })).await;
     let port = free_port();
@@ -156,13 +159,13 @@ async fn the_metrics_endpoint_counts_exactly_what_the_worker_received_processed_
     let child = spawn_worker(&vars);
     let ops = Ops::new(port);
 
-    let events = bed.collect(8, Duration::from_secs(30)).await;
+    let events = bed.collect(10, Duration::from_secs(30)).await;
     let mut kinds = routing_keys(&events);
     kinds.sort();
     assert_eq!(
         kinds,
         [
-            "data", "data", "data", "data", "data", "dead", "error", "keys"
+            "data", "data", "data", "data", "data", "dead", "dead", "error", "error", "keys"
         ]
     );
     // The last settle follows the last publish's confirm: wait until it is counted.
@@ -172,7 +175,7 @@ async fn the_metrics_endpoint_counts_exactly_what_the_worker_received_processed_
         if sample(
             &scrape,
             "component_processing_seconds_count{function=\"request\"}",
-        ) >= 6.0
+        ) >= 7.0
         {
             break scrape;
         }
@@ -194,14 +197,15 @@ async fn the_metrics_endpoint_counts_exactly_what_the_worker_received_processed_
             &scrape,
             &format!("component_messages_received_total{request}")
         ),
-        6.0
+        7.0
     );
     assert_eq!(outcome("component_messages_processed_total", "data"), 5.0);
     assert_eq!(
         outcome("component_messages_processed_total", "rejected"),
         1.0
     );
-    for other in ["error", "rebound", "requeued"] {
+    assert_eq!(outcome("component_messages_processed_total", "error"), 1.0);
+    for other in ["rebound", "requeued"] {
         assert_eq!(outcome("component_messages_processed_total", other), 0.0);
     }
     assert_eq!(
@@ -209,14 +213,14 @@ async fn the_metrics_endpoint_counts_exactly_what_the_worker_received_processed_
             &scrape,
             &format!("component_processing_seconds_count{request}")
         ),
-        6.0
+        7.0
     );
     assert_eq!(
         sample(&scrape, &format!("component_messages_in_flight{request}")),
         0.0
     );
-    // Five data, one error, one updateKeys: every publish confirmed at the first attempt.
-    assert_eq!(outcome("component_publishes_total", "confirmed"), 7.0);
+    // Five data, two errors, one updateKeys: every publish confirmed at the first attempt.
+    assert_eq!(outcome("component_publishes_total", "confirmed"), 8.0);
     for other in ["nacked", "returned", "refused", "unreachable"] {
         assert_eq!(outcome("component_publishes_total", other), 0.0);
     }
@@ -264,6 +268,7 @@ async fn the_metrics_endpoint_counts_exactly_what_the_worker_received_processed_
         "client-s3cr3t",
         "account-1",
         "m-0",
+        "m-x",
     ] {
         assert!(!scrape.contains(content), "{content} in the metrics");
     }
