@@ -5,6 +5,8 @@
 mod bed;
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bed::{Bed, Provider, cipher, request_config, routing_keys, text};
@@ -395,6 +397,105 @@ async fn readiness_is_503_until_consuming_200_while_consuming_and_503_once_the_q
         1.0
     );
     stop(child).await;
+    bed.cleanup().await;
+}
+
+/// A loopback TCP forwarder to RabbitMQ that the test can cut, as a network failure or a
+/// broker restart would, without touching the shared broker.
+struct Link {
+    address: String,
+    open: Arc<AtomicBool>,
+    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Link {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let open = Arc::new(AtomicBool::new(true));
+        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, piped) = (open.clone(), pipes.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+                piped.lock().unwrap().push(pipe);
+            }
+        });
+        Self {
+            address,
+            open,
+            pipes,
+        }
+    }
+
+    /// Closes every connection through the link and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for pipe in self.pipes.lock().unwrap().drain(..) {
+            pipe.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_503_while_the_broker_connection_is_lost_and_200_once_reconnected() {
+    let provider = Provider::default();
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    let link = Link::start().await;
+    let port = free_port();
+    let vars = vars_with(
+        bed.vars("request", &request_config(&base, false)),
+        &[
+            (
+                "ELASTICIO_AMQP_URI",
+                &format!("amqp://guest:guest@{}/%2f", link.address),
+            ),
+            ("COMPONENT_METRICS_ADDR", &format!("127.0.0.1:{port}")),
+        ],
+    );
+    let child = spawn_worker(&vars);
+    let ops = Ops::new(port);
+    ops.wait_for("/readyz", 200).await;
+
+    link.cut();
+    ops.wait_for("/readyz", 503).await;
+    // It stays unready while the broker cannot be reached, and alive.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ops.status("/readyz").await, Some(503));
+    }
+    assert_eq!(ops.status("/healthz").await, Some(200));
+
+    link.restore();
+    ops.wait_for("/readyz", 200).await;
+    assert_eq!(
+        sample(
+            &ops.scrape().await,
+            "component_reconnects_total{function=\"request\"}"
+        ),
+        1.0
+    );
+    // Consuming for real: a message sent now is processed.
+    bed.send_numbered(0..1, |n| json!({ "n": n })).await;
+    assert_eq!(
+        routing_keys(&bed.collect(1, Duration::from_secs(20)).await),
+        ["data"]
+    );
+    let logs = stop(child).await;
+    assert!(logs.contains("reconnecting"), "{logs}");
     bed.cleanup().await;
 }
 
