@@ -92,8 +92,9 @@ pub struct LineFormat {
 }
 
 impl LineFormat {
-    /// A format for this process, with the `ELASTICIO_*` values and host name taken from
-    /// `vars` (the environment, in the binary).
+    /// A format for this process, with the `ELASTICIO_*` values taken from `vars` (the
+    /// environment, in the binary). The host name is the kernel's, as bunyan's
+    /// `os.hostname()`, else `HOSTNAME` from `vars`.
     pub fn new(
         format: LogFormat,
         vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
@@ -112,14 +113,11 @@ impl LineFormat {
         if let Some(flow) = vars.get("ELASTICIO_FLOW_ID") {
             sailor.insert("tag".to_owned(), Value::String(flow.clone()));
         }
-        let hostname = vars
-            .get("HOSTNAME")
-            .cloned()
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|name| name.trim().to_owned())
-            })
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .or_else(|| vars.get("HOSTNAME").cloned())
             .unwrap_or_default();
         let mut process = Map::new();
         process.insert("name".to_owned(), BUNYAN_NAME.into());
@@ -350,7 +348,6 @@ mod tests {
             ("ELASTICIO_FUNCTION", "request"),
             ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "cryptoSekrit"),
             ("ELASTICIO_AMQP_URI", "amqp://guest:hunter2@127.0.0.1/"),
-            ("HOSTNAME", "pod-7"),
         ];
         let subscriber = subscriber(
             LineFormat::new(format, vars),
@@ -408,7 +405,7 @@ mod tests {
         assert_eq!(levels, [30, 40, 10]);
         for line in &lines {
             assert_eq!(line["name"], BUNYAN_NAME);
-            assert_eq!(line["hostname"], "pod-7");
+            assert!(!line["hostname"].as_str().unwrap().is_empty());
             assert_eq!(line["pid"], std::process::id());
             assert_eq!(line["v"], 0);
             assert_eq!(line["ELASTICIO_FLOW_ID"], "flow-1");
