@@ -23,6 +23,9 @@
 //! loads the step definition through [`platform`], and drives [`step::Step`] per delivery
 //! over the [`amqp`] transport (read and write connections, consumer, confirming publisher).
 //!
+//! [`telemetry`] is what an operator watches: Prometheus metrics counted along that path,
+//! the liveness and readiness behind `/healthz` and `/readyz`, and the log line formats.
+//!
 //! Supporting modules: [`secret`] (redacted secret types), [`redact`] (known secrets taken
 //! out of quoted API bodies before they are logged or emitted), [`message`] (the message model),
 //! [`descriptor`] (`component.json` and its validation), [`clock`] (injectable time),
@@ -54,6 +57,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod settings;
 pub mod step;
+pub mod telemetry;
 pub mod template;
 pub mod triggers;
 pub mod verify;

@@ -9,6 +9,7 @@ use component::descriptor::Descriptor;
 use component::local::{self, RunRequest, RunStatus};
 use component::registry::Registry;
 use component::settings::{AmqpUri, Settings};
+use component::telemetry::logs::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -56,19 +57,6 @@ enum Command {
     },
 }
 
-fn init_json_logs() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-}
-
 /// Completes on SIGTERM or SIGINT.
 async fn termination() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -105,10 +93,10 @@ fn init_logs(default_level: &str) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The worker logs JSON lines; the demo tells its own story on stdout, so its logs stay
+    // The worker logs JSON lines (COMPONENT_LOG_FORMAT chooses their shape); the demo tells its own story on stdout, so its logs stay
     // quiet unless LOG_LEVEL asks.
     match cli.command {
-        Command::Worker => init_json_logs(),
+        Command::Worker => logs::init(LogFormat::from_env(), "info"),
         Command::Demo { .. } => init_logs("warn"),
         _ => init_logs("info"),
     }

@@ -6,11 +6,13 @@
 //! `Debug` shows host and vhost only, or nothing.
 
 use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::crypto::{BadIv, Encoding, MessageCipher};
 use crate::secret::Password;
+use crate::telemetry::logs::LogFormat;
 
 /// Default `ELASTICIO_UPDATE_KEYS_ROUTING_KEY`.
 pub const DEFAULT_UPDATE_KEYS_ROUTING_KEY: &str = "updateKeys";
@@ -29,6 +31,10 @@ pub const DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS: u64 = 300_000;
 /// Seconds from SIGTERM to exit, whatever the broker and the API do (sailor-jvm's 30 s,
 /// within Kubernetes' default grace period).
 pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 30;
+/// Seconds one delivery may run before the worker counts as wedged and `/healthz` fails:
+/// far above any sane call (the publisher alone gives up on an unreachable broker after a
+/// minute), so that only a worker that is really stuck is restarted.
+pub const DEFAULT_STUCK_DELIVERY_TIMEOUT_S: u64 = 900;
 
 /// The AMQP URI, credentials included. `Debug` prints host, port and vhost only.
 #[derive(Clone)]
@@ -195,6 +201,16 @@ pub struct Settings {
     pub no_self_passthrough: bool,
     /// `COMPONENT_SHUTDOWN_TIMEOUT` (seconds): from the shutdown signal to exit, at most.
     pub shutdown_timeout: Duration,
+    /// `COMPONENT_METRICS_ADDR` (host:port): where `/metrics`, `/healthz` and `/readyz` are
+    /// served; `None` (unset) serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `COMPONENT_STUCK_DELIVERY_TIMEOUT` (seconds): a delivery running longer makes
+    /// `/healthz` fail, so that the orchestrator restarts a wedged worker.
+    pub stuck_delivery_timeout: Duration,
+    /// `COMPONENT_LOG_FORMAT`: the shape of the worker's JSON log lines. The binary reads it
+    /// before the settings, to log from the start; it is here so that a typo is listed with
+    /// the other problems.
+    pub log_format: LogFormat,
     /// Problems that do not stop start-up (missing identity values), to be logged.
     pub warnings: Vec<String>,
 }
@@ -281,6 +297,30 @@ impl Reader {
             }
         }
     }
+    /// `COMPONENT_METRICS_ADDR`: an IP and port, or a name that resolves (`localhost:9090`).
+    fn metrics_addr(&mut self) -> Option<SocketAddr> {
+        let text = self.get("COMPONENT_METRICS_ADDR")?.trim().to_owned();
+        let resolved = text
+            .parse::<SocketAddr>()
+            .ok()
+            .or_else(|| text.to_socket_addrs().ok()?.next());
+        if resolved.is_none() {
+            self.problems.push(format!(
+                "COMPONENT_METRICS_ADDR is not a host:port address: {text:?}"
+            ));
+        }
+        resolved
+    }
+
+    fn log_format(&mut self) -> LogFormat {
+        let value = self.get("COMPONENT_LOG_FORMAT");
+        LogFormat::parse(value).unwrap_or_else(|problem| {
+            self.problems
+                .push(format!("COMPONENT_LOG_FORMAT {problem}"));
+            LogFormat::default()
+        })
+    }
+
     fn amqp_uri(&mut self) -> Option<AmqpUri> {
         let raw = self.required("ELASTICIO_AMQP_URI");
         match AmqpUri::parse(&raw) {
@@ -473,6 +513,13 @@ impl Settings {
             DEFAULT_SHUTDOWN_TIMEOUT_S,
             1,
         ));
+        let metrics_addr = r.metrics_addr();
+        let stuck_delivery_timeout = Duration::from_secs(r.number(
+            "COMPONENT_STUCK_DELIVERY_TIMEOUT",
+            DEFAULT_STUCK_DELIVERY_TIMEOUT_S,
+            1,
+        ));
+        let log_format = r.log_format();
         match (amqp_uri, cipher, step_source) {
             (Some(amqp_uri), Some(cipher), Some(step_source)) if r.problems.is_empty() => {
                 Ok(Self {
@@ -497,6 +544,9 @@ impl Settings {
                     publish_retry,
                     no_self_passthrough,
                     shutdown_timeout,
+                    metrics_addr,
+                    stuck_delivery_timeout,
+                    log_format,
                     warnings: r.warnings,
                 })
             }
@@ -582,6 +632,9 @@ pub(crate) mod tests {
         assert_eq!(settings.publish_retry.delay, Duration::from_millis(100));
         assert_eq!(settings.publish_retry.max_delay, Duration::from_secs(300));
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(settings.metrics_addr, None);
+        assert_eq!(settings.stuck_delivery_timeout, Duration::from_secs(900));
+        assert_eq!(settings.log_format, LogFormat::Json);
         assert_eq!(settings.warnings.len(), 7, "{:?}", settings.warnings);
         assert_eq!(settings.amqp_uri.vhost(), "vh");
     }
@@ -597,9 +650,18 @@ pub(crate) mod tests {
             ("ELASTICIO_UPDATE_KEYS_ROUTING_KEY", "keys"),
             ("ELASTICIO_STEP_ID", "step_2"),
             ("COMPONENT_SHUTDOWN_TIMEOUT", "9"),
+            ("COMPONENT_METRICS_ADDR", "0.0.0.0:9464"),
+            ("COMPONENT_STUCK_DELIVERY_TIMEOUT", "120"),
+            ("COMPONENT_LOG_FORMAT", "bunyan"),
         ]);
         let settings = Settings::from_vars(vars).unwrap();
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(9));
+        assert_eq!(
+            settings.metrics_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+        );
+        assert_eq!(settings.stuck_delivery_timeout, Duration::from_secs(120));
+        assert_eq!(settings.log_format, LogFormat::Bunyan);
         assert_eq!(settings.prefetch, 5);
         assert_eq!(settings.protocol, Encoding::Raw);
         assert!(settings.persistent_messages);
@@ -615,6 +677,9 @@ pub(crate) mod tests {
             ("ELASTICIO_MESSAGE_CRYPTO_IV", "short"),
             ("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "many"),
             ("ELASTICIO_PROTOCOL_VERSION", "7"),
+            ("COMPONENT_METRICS_ADDR", "9090"),
+            ("COMPONENT_STUCK_DELIVERY_TIMEOUT", "0"),
+            ("COMPONENT_LOG_FORMAT", "xml"),
         ];
         let error = Settings::from_vars(vars).unwrap_err();
         let text = error.to_string();
@@ -632,10 +697,13 @@ pub(crate) mod tests {
             "ELASTICIO_RABBITMQ_PREFETCH_SAILOR is not a valid number",
             "ELASTICIO_PROTOCOL_VERSION must be 1 or 2",
             "no step config",
+            "COMPONENT_METRICS_ADDR is not a host:port address: \"9090\"",
+            "COMPONENT_STUCK_DELIVERY_TIMEOUT is not a valid number",
+            "COMPONENT_LOG_FORMAT must be json or bunyan, not \"xml\"",
         ] {
             assert!(text.contains(expected), "{expected:?} not in {text}");
         }
-        assert_eq!(error.problems.len(), 13, "{text}");
+        assert_eq!(error.problems.len(), 16, "{text}");
     }
 
     #[test]

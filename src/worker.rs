@@ -10,6 +10,10 @@
 //! is not processed again but settled with it (sailor-nodejs' messagesDB, narrowed to what the
 //! broker flags as redelivered, so that distinct messages sharing an id are never merged).
 //!
+//! With `COMPONENT_METRICS_ADDR` set it also serves the operator's endpoint
+//! ([`crate::telemetry::server`]): each delivery is counted in the metrics and watched by
+//! the liveness check, and readiness follows whether the consumer is attached.
+//!
 //! Shutdown ends within `COMPONENT_SHUTDOWN_TIMEOUT` ([`Settings::shutdown_timeout`]) of the
 //! signal, whatever the broker and the API do: it stops consuming; in-flight deliveries get
 //! the first three quarters of the time, a token refresh still publishing its keys the next
@@ -45,6 +49,9 @@ use crate::platform::{self, StepSourceError};
 use crate::registry::Registry;
 use crate::settings::{PublishRetry, Settings};
 use crate::step::{Outcome, Step, UnknownFunction};
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::{self, Processed};
+use crate::telemetry::server::OpsServer;
 
 /// How long a delivery that must go back to the queue is held first, so that a failure on the
 /// broker's side (an exchange gone, a connection down) does not become a hot redelivery loop.
@@ -82,6 +89,8 @@ struct Worker {
     /// Message ids being processed.
     in_flight: Mutex<HashMap<String, InFlight>>,
     permits: Semaphore,
+    /// What `/healthz` and `/readyz` answer.
+    health: Arc<Health>,
 }
 
 /// The deliveries of one `messageId` in the worker.
@@ -188,7 +197,21 @@ pub async fn serve(
         }),
         in_flight: Mutex::new(HashMap::new()),
         permits: Semaphore::new(usize::from(settings.prefetch)),
+        health: Arc::new(Health::new(
+            settings.stuck_delivery_timeout,
+            clock::system(),
+        )),
     });
+    let ops = match settings.metrics_addr {
+        Some(address) => match OpsServer::start(address, worker.health.clone()).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                tracing::error!(message = "The metrics and health endpoint cannot listen; running without it.", %address, %error);
+                None
+            }
+        },
+        None => None,
+    };
     tracing::info!(
         message = "Worker starting.",
         function = %worker.step.name(),
@@ -201,6 +224,7 @@ pub async fn serve(
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut delay = INITIAL_RECONNECT_DELAY;
+    let mut consumed_before = false;
     let last = 'consume: loop {
         let opened = tokio::select! {
             () = &mut shutdown => break 'consume None,
@@ -223,9 +247,15 @@ pub async fn serve(
             }
         };
         delay = INITIAL_RECONNECT_DELAY;
+        if consumed_before {
+            metrics::get().reconnected(worker.step.name());
+        }
+        consumed_before = true;
+        worker.health.set_consuming(true);
         loop {
             tokio::select! {
                 () = &mut shutdown => {
+                    worker.health.set_consuming(false);
                     tracing::info!(message = "Shutdown requested; no new messages are taken.");
                     subscription.cancel().await;
                     break 'consume Some(subscription);
@@ -244,6 +274,7 @@ pub async fn serve(
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
+        worker.health.set_consuming(false);
         subscription.close().await;
     };
 
@@ -272,6 +303,9 @@ pub async fn serve(
     if closed.is_err() {
         tracing::warn!(message = "Closing the connections timed out.");
     }
+    if let Some(ops) = ops {
+        ops.stop();
+    }
     tracing::info!(message = "Worker stopped.");
 }
 
@@ -299,6 +333,7 @@ impl Worker {
     /// flight (an upstream component may reuse ids: distinct messages are never merged).
     fn accept(self: Arc<Self>, delivery: Delivery, tasks: &mut JoinSet<()>) {
         let headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
+        metrics::get().message_received(self.step.name());
         let tracked_id = headers.message_id.clone();
         if let Some(id) = &tracked_id {
             let mut in_flight = self.lock_in_flight();
@@ -317,16 +352,28 @@ impl Worker {
         let message_id = tracked_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Every line logged for this delivery carries these fields (sailor-nodejs' names);
+        // `threadId` is known once the delivery is processed.
+        let parent_message_id = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|table| table.inner().get("parentMessageId"))
+            .and_then(headers::text_of);
         let span = tracing::info_span!(
             "delivery",
-            message_id = %message_id,
+            messageId = %message_id,
+            parentMessageId = parent_message_id.as_deref(),
+            threadId = tracing::field::Empty,
+            function = %self.step.name(),
+            stepId = %self.wire.settings.identity.step_id,
             delivery_tag = delivery.delivery_tag,
             redelivered = delivery.redelivered
         );
         tasks.spawn(
             async move {
                 let decision = match self.permits.acquire().await {
-                    Ok(_permit) => self.process(&delivery, headers).await,
+                    Ok(_permit) => self.process_observed(&delivery, headers).await,
                     Err(_) => Decision::Requeue,
                 };
                 self.settle(delivery.acker, tracked_id, decision).await;
@@ -341,8 +388,23 @@ impl Worker {
             .expect("no code panics while holding this lock")
     }
 
-    /// Runs the step on one delivery and decides how to settle it.
-    async fn process(&self, delivery: &Delivery, headers: IncomingHeaders) -> Decision {
+    /// [`Self::process`], watched by the liveness check and counted in the metrics.
+    async fn process_observed(&self, delivery: &Delivery, headers: IncomingHeaders) -> Decision {
+        let _running = self.health.delivery_started();
+        let _in_flight = metrics::get().in_flight(self.step.name());
+        let started = std::time::Instant::now();
+        let (decision, processed) = self.process(delivery, headers).await;
+        metrics::get().message_processed(self.step.name(), processed, started.elapsed());
+        decision
+    }
+
+    /// Runs the step on one delivery and decides how to settle it, and what the metrics
+    /// call that.
+    async fn process(
+        &self,
+        delivery: &Delivery,
+        headers: IncomingHeaders,
+    ) -> (Decision, Processed) {
         let settings = &self.wire.settings;
         let start_ms = headers::now_ms();
         let encoding = Encoding::from_protocol_version(headers.protocol_version);
@@ -365,6 +427,7 @@ impl Worker {
             .thread_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        tracing::Span::current().record("threadId", thread_id.as_str());
         let base_headers = headers::base_headers(
             &settings.identity,
             self.step.name(),
@@ -384,7 +447,10 @@ impl Worker {
         let sink = Arc::new(DeliverySink::new(self.wire.clone(), Arc::new(delivered)));
         let mut message = match decoded {
             Ok(message) => message,
-            Err(problem) => return poison(&sink, problem).await,
+            Err(problem) => {
+                let decision = poison(&sink, problem).await;
+                return (decision, outcome_of(decision, Processed::Rejected, false));
+            }
         };
         if let Some(reply_to) = reply_to {
             message
@@ -403,9 +469,10 @@ impl Worker {
                 message: format!("the function `{}` panicked", self.step.name()),
                 stack: String::new(),
             };
-            return report_and_reject(&sink, report).await;
+            let decision = report_and_reject(&sink, report).await;
+            return (decision, outcome_of(decision, Processed::Error, false));
         };
-        match outcome {
+        let decision = match outcome {
             Outcome::Completed if sink.errors_published() == 0 => Decision::Ack,
             Outcome::Completed
             | Outcome::Failed {
@@ -416,7 +483,9 @@ impl Worker {
                 error_published: false,
                 ..
             } => Decision::Requeue,
-        }
+        };
+        let rebounded = sink.rebounds_published() > 0;
+        (decision, outcome_of(decision, Processed::Error, rebounded))
     }
 
     /// The one place deliveries are acked, rejected or requeued: the delivery itself, and,
@@ -471,6 +540,17 @@ async fn settle_one(acker: &Acker, decision: Decision) {
             decision = ?decision,
             %error
         ),
+    }
+}
+
+/// What the metrics call a delivery settled by `decision`: a rejection is `rejected` (an
+/// error for a failed function, a rejection for an undecodable message).
+fn outcome_of(decision: Decision, rejected: Processed, rebounded: bool) -> Processed {
+    match decision {
+        Decision::Ack if rebounded => Processed::Rebound,
+        Decision::Ack => Processed::Data,
+        Decision::Reject => rejected,
+        Decision::Requeue => Processed::Requeued,
     }
 }
 

@@ -159,6 +159,21 @@ async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
             "{expected:?} not in {messages:?}"
         );
     }
+    // Each delivery's lines carry its identity, flattened in from the delivery span.
+    let settled: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "Message settled.")
+        .collect();
+    assert!(!settled.is_empty());
+    for line in settled {
+        assert!(
+            line["messageId"].as_str().unwrap().starts_with("m-"),
+            "{line}"
+        );
+        assert!(line["threadId"].is_string(), "{line}");
+        assert_eq!(line["stepId"], "step_2", "{line}");
+        assert_eq!(line["function"], "request", "{line}");
+    }
     for secret in [
         bed::CRYPTO_PASSWORD,
         "guest:guest",

@@ -27,6 +27,7 @@ use tokio::sync::Mutex;
 use super::connection::{self, CLOSE_TIMEOUT, MAX_RECONNECT_DELAY, Role};
 use super::headers::{RETRY, int_value};
 use crate::settings::{AmqpUri, PublishRetry};
+use crate::telemetry::metrics;
 
 /// Delivery mode of transient messages.
 pub const TRANSIENT: u8 = 1;
@@ -267,6 +268,12 @@ impl Publisher {
 
     /// Publishes and waits for the broker's confirm; see the module docs for what is retried.
     pub async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
+        let result = self.publish_until_settled(message).await;
+        metrics::get().publish_finished(message, &result);
+        result
+    }
+
+    async fn publish_until_settled(&self, message: &Outgoing) -> Result<(), PublishError> {
         let mut retry = 0u32;
         let mut refused_once = false;
         let mut unreachable_since: Option<Instant> = None;
@@ -329,6 +336,7 @@ impl Publisher {
                 error = failure.as_ref().map(ToString::to_string),
                 retry_in_ms = delay.as_millis() as u64
             );
+            metrics::get().publish_retried(message);
             tokio::time::sleep(delay).await;
         }
     }

@@ -20,6 +20,7 @@ use crate::emitter::{EmitError, EventSink};
 use crate::event::{ErrorReport, Event, EventKind, Keys, Rebound};
 use crate::message::Message;
 use crate::settings::Settings;
+use crate::telemetry::metrics;
 
 /// Message-level header naming the routing key of a data message.
 pub const ROUTING_KEY_HEADER: &str = "x-eio-routing-key";
@@ -91,6 +92,7 @@ pub struct DeliverySink {
     wire: Arc<StepWire>,
     delivered: Arc<Delivered>,
     errors_published: AtomicUsize,
+    rebounds_published: AtomicUsize,
 }
 
 impl DeliverySink {
@@ -100,12 +102,18 @@ impl DeliverySink {
             wire,
             delivered,
             errors_published: AtomicUsize::new(0),
+            rebounds_published: AtomicUsize::new(0),
         }
     }
 
     /// How many error events were confirmed.
     pub fn errors_published(&self) -> usize {
         self.errors_published.load(Ordering::SeqCst)
+    }
+
+    /// How many rebound events were confirmed: the delivery's metrics outcome.
+    pub fn rebounds_published(&self) -> usize {
+        self.rebounds_published.load(Ordering::SeqCst)
     }
 
     fn settings(&self) -> &Settings {
@@ -359,6 +367,10 @@ impl EventSink for DeliverySink {
             Event::Error(_) => {
                 self.errors_published.fetch_add(1, Ordering::SeqCst);
             }
+            Event::Rebound(_) => {
+                self.rebounds_published.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::UpdateKeys(_) => metrics::get().update_keys_published(&outgoing),
             Event::Snapshot(snapshot) => {
                 *self
                     .wire

@@ -256,6 +256,7 @@ impl TokenCache {
         outcome: Result<TokenSet, RefreshError>,
         emitter: &Emitter,
     ) -> Result<Lease, RefreshError> {
+        crate::telemetry::metrics::get().token_refreshed(&outcome);
         let tokens = match outcome {
             Ok(tokens) => Arc::new(tokens),
             Err(error) => {

@@ -126,7 +126,9 @@ impl TokenEndpoint {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(refresh_token).await;
+            let outcome = crate::telemetry::metrics::get()
+                .time_token_endpoint(self.attempt(refresh_token))
+                .await;
             let (last, retry_after) = match outcome {
                 Attempt::Done(result) => {
                     return result.map_err(|error| match error {

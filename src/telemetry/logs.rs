@@ -1,0 +1,458 @@
+//! The worker's log lines: one JSON object per line on stderr, in the shape the operator's log
+//! pipeline already parses.
+//!
+//! Every line carries the fields of the spans it was logged in, flattened, so each line of a
+//! delivery says which message it is about (`messageId`, `parentMessageId`, `threadId`) and
+//! which step logged it, without every call site repeating them.
+//!
+//! Two shapes, chosen by `COMPONENT_LOG_FORMAT`:
+//! - `json` (default): `{"timestamp", "level", "fields": {"message", ...}, "target", <span
+//!   fields>}`, the shape of `tracing-subscriber`'s JSON lines.
+//! - `bunyan`: the lines sailor-nodejs writes through bunyan (its `lib/logging.js`): `name`,
+//!   `hostname`, `pid`, numeric `level` (10 trace ... 50 error), the `ELASTICIO_*` variables
+//!   sailor picks from its environment plus `tag` (the flow id), the span and event fields,
+//!   `msg`, `time` (ISO 8601, milliseconds) and `v: 0`.
+//!
+//! Fields are what call sites log; none holds a secret (secrets have no `Display` and a
+//! redacted `Debug`), and the `ELASTICIO_*` variables copied here are identities, never the
+//! AMQP URI, the crypto password or the API key.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The `name` of every bunyan line: the process is the `component` binary.
+pub const BUNYAN_NAME: &str = "component";
+
+/// The environment variables sailor-nodejs 2.7.8 adds to every log line (`lib/logging.js`),
+/// in its order. None of them is a secret.
+pub const SAILOR_LOG_VARIABLES: [&str; 16] = [
+    "ELASTICIO_API_USERNAME",
+    "ELASTICIO_COMP_ID",
+    "ELASTICIO_COMP_NAME",
+    "ELASTICIO_CONTAINER_ID",
+    "ELASTICIO_CONTRACT_ID",
+    "ELASTICIO_EXEC_ID",
+    "ELASTICIO_EXEC_TYPE",
+    "ELASTICIO_EXECUTION_RESULT_ID",
+    "ELASTICIO_FLOW_ID",
+    "ELASTICIO_FLOW_VERSION",
+    "ELASTICIO_FUNCTION",
+    "ELASTICIO_STEP_ID",
+    "ELASTICIO_TASK_USER_EMAIL",
+    "ELASTICIO_TENANT_ID",
+    "ELASTICIO_USER_ID",
+    "ELASTICIO_WORKSPACE_ID",
+];
+
+/// Keys of a bunyan line that event and span fields must not overwrite.
+const BUNYAN_CORE: [&str; 7] = ["name", "hostname", "pid", "level", "msg", "time", "v"];
+
+/// The shape of the log lines (`COMPONENT_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `tracing-subscriber`'s JSON lines, with span fields flattened in.
+    #[default]
+    Json,
+    /// sailor-nodejs' bunyan lines, for pipelines built for elastic.io's own runtime.
+    Bunyan,
+}
+
+impl LogFormat {
+    /// Reads a `COMPONENT_LOG_FORMAT` value; unset or empty is the default.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("json") => Ok(Self::Json),
+            Some("bunyan") => Ok(Self::Bunyan),
+            Some(other) => Err(format!("must be json or bunyan, not {other:?}")),
+        }
+    }
+
+    /// The format the environment asks for; a bad value logs in the default shape, and the
+    /// worker's settings then report it among the start-up problems.
+    pub fn from_env() -> Self {
+        Self::parse(std::env::var("COMPONENT_LOG_FORMAT").ok().as_deref()).unwrap_or_default()
+    }
+}
+
+/// Formats each event as one JSON line of the chosen [`LogFormat`].
+#[derive(Clone, Debug)]
+pub struct LineFormat {
+    format: LogFormat,
+    /// What every bunyan line starts with: name, hostname, pid.
+    process: Map<String, Value>,
+    /// The `ELASTICIO_*` variables and `tag`, for bunyan lines.
+    sailor: Map<String, Value>,
+}
+
+impl LineFormat {
+    /// A format for this process, with the `ELASTICIO_*` values taken from `vars` (the
+    /// environment, in the binary). The host name is the kernel's, as bunyan's
+    /// `os.hostname()`, else `HOSTNAME` from `vars`.
+    pub fn new(
+        format: LogFormat,
+        vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        let vars: std::collections::BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let mut sailor = Map::new();
+        for name in SAILOR_LOG_VARIABLES {
+            if let Some(value) = vars.get(name) {
+                sailor.insert(name.to_owned(), Value::String(value.clone()));
+            }
+        }
+        // sailor-nodejs sets `tag` even when the flow id is unset (bunyan then drops it).
+        if let Some(flow) = vars.get("ELASTICIO_FLOW_ID") {
+            sailor.insert("tag".to_owned(), Value::String(flow.clone()));
+        }
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .or_else(|| vars.get("HOSTNAME").cloned())
+            .unwrap_or_default();
+        let mut process = Map::new();
+        process.insert("name".to_owned(), BUNYAN_NAME.into());
+        process.insert("hostname".to_owned(), hostname.into());
+        process.insert("pid".to_owned(), std::process::id().into());
+        Self {
+            format,
+            process,
+            sailor,
+        }
+    }
+
+    fn json_line(
+        &self,
+        event: &Event<'_>,
+        fields: Map<String, Value>,
+        spans: Map<String, Value>,
+    ) -> Value {
+        let mut line = spans;
+        line.insert("timestamp".to_owned(), iso_time(SystemTime::now()).into());
+        line.insert("level".to_owned(), event.metadata().level().as_str().into());
+        line.insert("fields".to_owned(), Value::Object(fields));
+        line.insert("target".to_owned(), event.metadata().target().into());
+        Value::Object(line)
+    }
+
+    fn bunyan_line(
+        &self,
+        event: &Event<'_>,
+        mut fields: Map<String, Value>,
+        spans: Map<String, Value>,
+    ) -> Value {
+        let mut line = self.process.clone();
+        line.insert(
+            "level".to_owned(),
+            bunyan_level(*event.metadata().level()).into(),
+        );
+        line.extend(self.sailor.clone());
+        let msg = match fields.remove("message") {
+            Some(Value::String(text)) => text,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        for (key, value) in spans.into_iter().chain(fields) {
+            let key = if BUNYAN_CORE.contains(&key.as_str()) {
+                format!("{key}_")
+            } else {
+                key
+            };
+            line.insert(key, value);
+        }
+        line.insert("msg".to_owned(), msg.into());
+        line.insert("time".to_owned(), iso_time(SystemTime::now()).into());
+        line.insert("v".to_owned(), 0.into());
+        Value::Object(line)
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Map::new();
+        event.record(&mut JsonVisitor(&mut fields));
+        // Outer spans first, so an inner span's field of the same name wins.
+        let mut spans = Map::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(formatted) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                if let Ok(Value::Object(map)) = serde_json::from_str(&formatted.fields) {
+                    spans.extend(map);
+                }
+            }
+        }
+        let line = match self.format {
+            LogFormat::Json => self.json_line(event, fields, spans),
+            LogFormat::Bunyan => self.bunyan_line(event, fields, spans),
+        };
+        writeln!(writer, "{line}")
+    }
+}
+
+/// Installs the process-wide subscriber: lines of `format` on stderr, filtered by the
+/// `LOG_LEVEL` directive (default `default_level`).
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .unwrap_or_else(|_| default_level.into());
+    tracing::subscriber::set_global_default(subscriber(
+        LineFormat::new(format, std::env::vars()),
+        filter,
+        std::io::stderr,
+    ))
+    .expect("the log subscriber is installed once, first thing in main");
+}
+
+/// A subscriber writing `format`'s lines to `writer`: [`init`]'s, and the tests'.
+pub fn subscriber<W>(
+    format: LineFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .fmt_fields(JsonFields::new())
+        .event_format(format)
+        .with_writer(writer)
+        .with_env_filter(filter)
+        .finish()
+}
+
+/// bunyan's numeric levels.
+fn bunyan_level(level: Level) -> u8 {
+    match level {
+        Level::TRACE => 10,
+        Level::DEBUG => 20,
+        Level::INFO => 30,
+        Level::WARN => 40,
+        Level::ERROR => 50,
+    }
+}
+
+/// `2026-11-30T17:35:08.123Z`, as JavaScript's `Date.toISOString()` (and so bunyan) writes it.
+fn iso_time(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Collects an event's fields as JSON values.
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Lines written by a subscriber, shared with the test.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Lines {
+        type Writer = Lines;
+
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// Logs what a delivery logs, in `format`, and returns every line parsed.
+    fn lines_of(format: LogFormat) -> Vec<Value> {
+        let lines = Lines::default();
+        let vars = [
+            ("ELASTICIO_FLOW_ID", "flow-1"),
+            ("ELASTICIO_STEP_ID", "step_2"),
+            ("ELASTICIO_FUNCTION", "request"),
+            ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "cryptoSekrit"),
+            ("ELASTICIO_AMQP_URI", "amqp://guest:hunter2@127.0.0.1/"),
+        ];
+        let subscriber = subscriber(
+            LineFormat::new(format, vars),
+            tracing_subscriber::EnvFilter::new("trace"),
+            lines.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(message = "Worker starting.", prefetch = 2u64);
+            let span = tracing::info_span!(
+                "delivery",
+                messageId = "m-1",
+                parentMessageId = "p-1",
+                threadId = tracing::field::Empty,
+                stepId = "step_2"
+            );
+            let _entered = span.enter();
+            span.record("threadId", "t-1");
+            tracing::warn!(
+                message = "Publish not confirmed; retrying.",
+                retry = 1u64,
+                name = "x"
+            );
+            tracing::trace!(message = "Detail.", ok = true);
+        });
+        let bytes = lines.0.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_carry_the_delivery_span_fields_flattened() {
+        let lines = lines_of(LogFormat::Json);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["fields"]["message"], "Worker starting.");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert!(lines[0].get("messageId").is_none());
+        for line in &lines[1..] {
+            assert_eq!(line["messageId"], "m-1");
+            assert_eq!(line["parentMessageId"], "p-1");
+            assert_eq!(line["threadId"], "t-1");
+            assert_eq!(line["stepId"], "step_2");
+        }
+        assert_eq!(lines[1]["fields"]["retry"], 1);
+        assert_eq!(lines[2]["level"], "TRACE");
+        assert!(lines[1]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn bunyan_lines_have_sailors_fields_and_numeric_levels() {
+        let lines = lines_of(LogFormat::Bunyan);
+        assert_eq!(lines.len(), 3);
+        let levels: Vec<u64> = lines.iter().map(|l| l["level"].as_u64().unwrap()).collect();
+        assert_eq!(levels, [30, 40, 10]);
+        for line in &lines {
+            assert_eq!(line["name"], BUNYAN_NAME);
+            assert!(!line["hostname"].as_str().unwrap().is_empty());
+            assert_eq!(line["pid"], std::process::id());
+            assert_eq!(line["v"], 0);
+            assert_eq!(line["ELASTICIO_FLOW_ID"], "flow-1");
+            assert_eq!(line["ELASTICIO_STEP_ID"], "step_2");
+            assert_eq!(line["ELASTICIO_FUNCTION"], "request");
+            assert_eq!(line["tag"], "flow-1");
+            let time = line["time"].as_str().unwrap();
+            assert_eq!(time.len(), "2026-11-30T17:35:08.123Z".len(), "{time}");
+        }
+        assert_eq!(lines[0]["msg"], "Worker starting.");
+        assert_eq!(lines[0]["prefetch"], 2);
+        assert_eq!(lines[1]["msg"], "Publish not confirmed; retrying.");
+        assert_eq!(lines[1]["messageId"], "m-1");
+        assert_eq!(lines[1]["parentMessageId"], "p-1");
+        assert_eq!(lines[1]["threadId"], "t-1");
+        assert_eq!(
+            lines[1]["name"], BUNYAN_NAME,
+            "a field cannot overwrite the name"
+        );
+        assert_eq!(lines[1]["name_"], "x");
+        let text = lines.iter().map(Value::to_string).collect::<String>();
+        for secret in [
+            "cryptoSekrit",
+            "hunter2",
+            "ELASTICIO_AMQP_URI",
+            "CRYPTO_PASSWORD",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn times_are_written_as_javascript_writes_them() {
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_796_059_708_123);
+        assert_eq!(iso_time(at), "2026-11-30T17:28:28.123Z");
+        assert_eq!(iso_time(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
+        assert_eq!(iso_time(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_format_setting_is_read_strictly() {
+        assert_eq!(LogFormat::parse(None), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(Some("Bunyan")), Ok(LogFormat::Bunyan));
+        assert_eq!(
+            LogFormat::parse(Some("xml")),
+            Err("must be json or bunyan, not \"xml\"".to_owned())
+        );
+    }
+}
