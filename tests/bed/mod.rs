@@ -6,7 +6,7 @@
 #[path = "../broker/mod.rs"]
 mod broker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -211,6 +211,67 @@ impl Bed {
         }
     }
 
+    /// Waits until every key of `expected` was seen among the published events (`key_of`
+    /// reads an event's key; events without one are kept but not counted), or `timeout`
+    /// passed; then a little longer to catch late duplicates.
+    ///
+    /// After a fault (a connection loss, a killed worker, a broker restart) the broker
+    /// redelivers what was not acked and the worker republishes what was not confirmed, so an
+    /// output may arrive twice. Counting events would let a duplicate stand in for an output
+    /// that has not arrived yet; this counts distinct keys, and reports the duplicates.
+    pub async fn collect_distinct<K: Ord + Clone + std::fmt::Debug>(
+        &self,
+        expected: &BTreeSet<K>,
+        timeout: Duration,
+        key_of: impl Fn(&Delivery) -> Option<K>,
+    ) -> Distinct<K> {
+        let deadline = Instant::now() + timeout;
+        let mut distinct = Distinct {
+            events: Vec::new(),
+            counts: BTreeMap::new(),
+        };
+        let mut quiet_until: Option<Instant> = None;
+        loop {
+            match self
+                .channel
+                .basic_get(
+                    self.events.as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                Some(message) => {
+                    if let Some(key) = key_of(&message.delivery) {
+                        *distinct.counts.entry(key).or_default() += 1;
+                    }
+                    distinct.events.push(message.delivery);
+                    quiet_until = None;
+                }
+                None => {
+                    let now = Instant::now();
+                    if expected.iter().all(|k| distinct.counts.contains_key(k)) {
+                        let until = *quiet_until.get_or_insert(now + Duration::from_millis(400));
+                        if now >= until {
+                            break;
+                        }
+                    } else if now >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        let duplicates = distinct.duplicates();
+        if !duplicates.is_empty() {
+            println!(
+                "{} duplicate output(s) after redelivery or republish (key, times seen): {duplicates:?}",
+                distinct.duplicate_count()
+            );
+        }
+        distinct
+    }
+
     /// Messages ready in the input queue (not counting unacked ones).
     pub async fn input_ready(&self) -> u32 {
         broker::ready_count(&self.channel, &self.input).await
@@ -225,6 +286,55 @@ impl Bed {
         .await;
         let _ = self.connection.close(200, "done".into()).await;
     }
+}
+
+/// What [`Bed::collect_distinct`] gathered.
+pub struct Distinct<K> {
+    /// Every event, in the order published.
+    pub events: Vec<Delivery>,
+    /// How often each key was seen.
+    pub counts: BTreeMap<K, usize>,
+}
+
+impl<K: Ord + Clone> Distinct<K> {
+    /// The distinct keys seen, sorted.
+    pub fn keys(&self) -> Vec<K> {
+        self.counts.keys().cloned().collect()
+    }
+
+    /// The keys seen more than once, with how often.
+    pub fn duplicates(&self) -> Vec<(K, usize)> {
+        self.counts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    /// Outputs beyond the first of each key.
+    pub fn duplicate_count(&self) -> usize {
+        self.counts.values().map(|n| n - 1).sum()
+    }
+
+    /// The keys of `expected` never seen.
+    pub fn missing(&self, expected: &BTreeSet<K>) -> Vec<K> {
+        expected
+            .iter()
+            .filter(|k| !self.counts.contains_key(k))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The `messageId`s that a worker's JSON log shows it received as redeliveries (the
+/// `delivery` span's `redelivered` field): the only inputs whose outputs may be duplicated
+/// by a second processing.
+pub fn redelivered_ids(logs: &str) -> BTreeSet<String> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["span"]["redelivered"] == Value::Bool(true))
+        .filter_map(|line| line["span"]["message_id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A worker running in process on its own task, stopped through [`Running::stop`].
