@@ -20,7 +20,10 @@ use component::secret::Password;
 use component::settings::Settings;
 use component::worker::{self, WorkerError};
 use lapin::message::Delivery;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
@@ -39,6 +42,11 @@ pub fn cipher() -> MessageCipher {
 /// the input's dead letters (key `dead`).
 pub struct Bed {
     pub id: String,
+    /// The broker this bed lives on.
+    pub uri: String,
+    /// Exchange and queues durable and input messages persistent, so that they survive a
+    /// broker restart.
+    pub durable: bool,
     pub connection: Connection,
     pub channel: Channel,
     pub exchange: String,
@@ -48,16 +56,23 @@ pub struct Bed {
 
 impl Bed {
     pub async fn new() -> Self {
+        Self::on(AMQP_URI, false).await
+    }
+
+    /// A bed on the broker at `uri`, `durable` or not.
+    pub async fn on(uri: &str, durable: bool) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let connection = Connection::connect(AMQP_URI, ConnectionProperties::default())
+        let connection = Connection::connect(uri, ConnectionProperties::default())
             .await
-            .expect("RabbitMQ runs on 127.0.0.1:5672");
+            .unwrap_or_else(|e| panic!("RabbitMQ answers at {}: {e}", redacted(uri)));
         let channel = connection.create_channel().await.unwrap();
         let bed = Self {
             exchange: format!("test-{id}:exchange"),
             input: format!("test-{id}:messages"),
             events: format!("test-{id}:events"),
             id,
+            uri: uri.to_owned(),
+            durable,
             connection,
             channel,
         };
@@ -65,7 +80,10 @@ impl Bed {
             .exchange_declare(
                 bed.exchange.as_str().into(),
                 ExchangeKind::Direct,
-                Default::default(),
+                ExchangeDeclareOptions {
+                    durable,
+                    ..ExchangeDeclareOptions::default()
+                },
                 FieldTable::default(),
             )
             .await
@@ -79,7 +97,14 @@ impl Bed {
             (&bed.events, FieldTable::default()),
         ] {
             bed.channel
-                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args,
+                )
                 .await
                 .unwrap();
         }
@@ -105,7 +130,7 @@ impl Bed {
     /// The worker's environment for `function` with `cfg`.
     pub fn vars(&self, function: &str, cfg: &Value) -> Vec<(String, String)> {
         [
-            ("ELASTICIO_AMQP_URI", AMQP_URI.to_owned()),
+            ("ELASTICIO_AMQP_URI", self.uri.clone()),
             ("ELASTICIO_LISTEN_MESSAGES_ON", self.input.clone()),
             ("ELASTICIO_PUBLISH_MESSAGES_TO", self.exchange.clone()),
             ("ELASTICIO_DATA_ROUTING_KEY", self.key("data")),
@@ -136,6 +161,10 @@ impl Bed {
 
     /// Publishes raw bytes to the input queue, as the previous step would.
     pub async fn send_raw(&self, body: &[u8], headers: FieldTable) {
+        let mut properties = BasicProperties::default().with_headers(headers);
+        if self.durable {
+            properties = properties.with_delivery_mode(2);
+        }
         let confirm = self
             .channel
             .basic_publish(
@@ -143,7 +172,7 @@ impl Bed {
                 self.input.as_str().into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_headers(headers),
+                properties,
             )
             .await
             .unwrap();
@@ -272,6 +301,34 @@ impl Bed {
         distinct
     }
 
+    /// Opens a new connection and channel after the broker dropped them (a restart),
+    /// trying for up to a minute.
+    pub async fn reconnect(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Connection::connect(&self.uri, ConnectionProperties::default()).await {
+                Ok(connection) => {
+                    self.channel = connection.create_channel().await.unwrap();
+                    self.connection = connection;
+                    return;
+                }
+                Err(error) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "RabbitMQ at {} did not come back: {error}",
+                        redacted(&self.uri)
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
+    /// Messages ready in the events queue (not counting unacked ones).
+    pub async fn events_ready(&self) -> u32 {
+        broker::ready_count(&self.channel, &self.events).await
+    }
+
     /// Messages ready in the input queue (not counting unacked ones).
     pub async fn input_ready(&self) -> u32 {
         broker::ready_count(&self.channel, &self.input).await
@@ -378,6 +435,17 @@ pub fn start(vars: Vec<(String, String)>, registry: Registry) -> Running {
     Running { handle, stop }
 }
 
+/// An AMQP URI without its password, for messages.
+pub fn redacted(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => "(unparsable URI)".to_owned(),
+    }
+}
+
 pub fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())
 }
@@ -447,6 +515,12 @@ pub struct ProviderState {
     /// How long `/token` takes to answer.
     pub token_delay_ms: u64,
     pub calls: Vec<(u64, String)>,
+    /// Until then, `/token` answers 500: an outage of the token endpoint.
+    pub token_down_until: Option<Instant>,
+    /// Token requests answered 500 by the outage.
+    pub token_failures: u32,
+    /// The current access token is refused (it expired) until the next refresh.
+    pub access_expired: bool,
 }
 
 impl Provider {
@@ -474,6 +548,16 @@ async fn token(
     let delay = provider.state().token_delay_ms;
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let mut state = provider.state();
+    if state
+        .token_down_until
+        .is_some_and(|until| Instant::now() < until)
+    {
+        state.token_failures += 1;
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "server_error"})),
+        );
+    }
     let expected = format!("rt-{}", state.generation);
     if form.get("grant_type").map(String::as_str) != Some("refresh_token")
         || form.get("refresh_token") != Some(&expected)
@@ -485,6 +569,7 @@ async fn token(
     }
     state.generation += 1;
     state.refreshes += 1;
+    state.access_expired = false;
     let n = state.generation;
     (
         StatusCode::OK,
@@ -504,16 +589,20 @@ async fn item(
     Path(n): Path<u64>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
-    let (current, delay) = {
+    let (current, delay, expired) = {
         let state = provider.state();
-        (format!("Bearer at-{}", state.generation), state.delay_ms)
+        (
+            format!("Bearer at-{}", state.generation),
+            state.delay_ms,
+            state.access_expired,
+        )
     };
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if auth != current {
+    if auth != current || expired {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": "invalid_token"})),
