@@ -6,7 +6,7 @@
 #[path = "../broker/mod.rs"]
 mod broker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,10 @@ use component::secret::Password;
 use component::settings::Settings;
 use component::worker::{self, WorkerError};
 use lapin::message::Delivery;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
@@ -39,6 +42,11 @@ pub fn cipher() -> MessageCipher {
 /// the input's dead letters (key `dead`).
 pub struct Bed {
     pub id: String,
+    /// The broker this bed lives on.
+    pub uri: String,
+    /// Exchange and queues durable and input messages persistent, so that they survive a
+    /// broker restart.
+    pub durable: bool,
     pub connection: Connection,
     pub channel: Channel,
     pub exchange: String,
@@ -48,16 +56,23 @@ pub struct Bed {
 
 impl Bed {
     pub async fn new() -> Self {
+        Self::on(AMQP_URI, false).await
+    }
+
+    /// A bed on the broker at `uri`, `durable` or not.
+    pub async fn on(uri: &str, durable: bool) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let connection = Connection::connect(AMQP_URI, ConnectionProperties::default())
+        let connection = Connection::connect(uri, ConnectionProperties::default())
             .await
-            .expect("RabbitMQ runs on 127.0.0.1:5672");
+            .unwrap_or_else(|e| panic!("RabbitMQ answers at {}: {e}", redacted(uri)));
         let channel = connection.create_channel().await.unwrap();
         let bed = Self {
             exchange: format!("test-{id}:exchange"),
             input: format!("test-{id}:messages"),
             events: format!("test-{id}:events"),
             id,
+            uri: uri.to_owned(),
+            durable,
             connection,
             channel,
         };
@@ -65,7 +80,10 @@ impl Bed {
             .exchange_declare(
                 bed.exchange.as_str().into(),
                 ExchangeKind::Direct,
-                Default::default(),
+                ExchangeDeclareOptions {
+                    durable,
+                    ..ExchangeDeclareOptions::default()
+                },
                 FieldTable::default(),
             )
             .await
@@ -79,7 +97,14 @@ impl Bed {
             (&bed.events, FieldTable::default()),
         ] {
             bed.channel
-                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), args)
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args,
+                )
                 .await
                 .unwrap();
         }
@@ -105,7 +130,7 @@ impl Bed {
     /// The worker's environment for `function` with `cfg`.
     pub fn vars(&self, function: &str, cfg: &Value) -> Vec<(String, String)> {
         [
-            ("ELASTICIO_AMQP_URI", AMQP_URI.to_owned()),
+            ("ELASTICIO_AMQP_URI", self.uri.clone()),
             ("ELASTICIO_LISTEN_MESSAGES_ON", self.input.clone()),
             ("ELASTICIO_PUBLISH_MESSAGES_TO", self.exchange.clone()),
             ("ELASTICIO_DATA_ROUTING_KEY", self.key("data")),
@@ -136,6 +161,10 @@ impl Bed {
 
     /// Publishes raw bytes to the input queue, as the previous step would.
     pub async fn send_raw(&self, body: &[u8], headers: FieldTable) {
+        let mut properties = BasicProperties::default().with_headers(headers);
+        if self.durable {
+            properties = properties.with_delivery_mode(2);
+        }
         let confirm = self
             .channel
             .basic_publish(
@@ -143,7 +172,7 @@ impl Bed {
                 self.input.as_str().into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_headers(headers),
+                properties,
             )
             .await
             .unwrap();
@@ -211,6 +240,95 @@ impl Bed {
         }
     }
 
+    /// Waits until every key of `expected` was seen among the published events (`key_of`
+    /// reads an event's key; events without one are kept but not counted), or `timeout`
+    /// passed; then a little longer to catch late duplicates.
+    ///
+    /// After a fault (a connection loss, a killed worker, a broker restart) the broker
+    /// redelivers what was not acked and the worker republishes what was not confirmed, so an
+    /// output may arrive twice. Counting events would let a duplicate stand in for an output
+    /// that has not arrived yet; this counts distinct keys, and reports the duplicates.
+    pub async fn collect_distinct<K: Ord + Clone + std::fmt::Debug>(
+        &self,
+        expected: &BTreeSet<K>,
+        timeout: Duration,
+        key_of: impl Fn(&Delivery) -> Option<K>,
+    ) -> Distinct<K> {
+        let deadline = Instant::now() + timeout;
+        let mut distinct = Distinct {
+            events: Vec::new(),
+            counts: BTreeMap::new(),
+        };
+        let mut quiet_until: Option<Instant> = None;
+        loop {
+            match self
+                .channel
+                .basic_get(
+                    self.events.as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                Some(message) => {
+                    if let Some(key) = key_of(&message.delivery) {
+                        *distinct.counts.entry(key).or_default() += 1;
+                    }
+                    distinct.events.push(message.delivery);
+                    quiet_until = None;
+                }
+                None => {
+                    let now = Instant::now();
+                    if expected.iter().all(|k| distinct.counts.contains_key(k)) {
+                        let until = *quiet_until.get_or_insert(now + Duration::from_millis(400));
+                        if now >= until {
+                            break;
+                        }
+                    } else if now >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        let duplicates = distinct.duplicates();
+        if !duplicates.is_empty() {
+            println!(
+                "{} duplicate output(s) after redelivery or republish (key, times seen): {duplicates:?}",
+                distinct.duplicate_count()
+            );
+        }
+        distinct
+    }
+
+    /// Opens a new connection and channel after the broker dropped them (a restart),
+    /// trying for up to a minute.
+    pub async fn reconnect(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Connection::connect(&self.uri, ConnectionProperties::default()).await {
+                Ok(connection) => {
+                    self.channel = connection.create_channel().await.unwrap();
+                    self.connection = connection;
+                    return;
+                }
+                Err(error) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "RabbitMQ at {} did not come back: {error}",
+                        redacted(&self.uri)
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
+    /// Messages ready in the events queue (not counting unacked ones).
+    pub async fn events_ready(&self) -> u32 {
+        broker::ready_count(&self.channel, &self.events).await
+    }
+
     /// Messages ready in the input queue (not counting unacked ones).
     pub async fn input_ready(&self) -> u32 {
         broker::ready_count(&self.channel, &self.input).await
@@ -225,6 +343,55 @@ impl Bed {
         .await;
         let _ = self.connection.close(200, "done".into()).await;
     }
+}
+
+/// What [`Bed::collect_distinct`] gathered.
+pub struct Distinct<K> {
+    /// Every event, in the order published.
+    pub events: Vec<Delivery>,
+    /// How often each key was seen.
+    pub counts: BTreeMap<K, usize>,
+}
+
+impl<K: Ord + Clone> Distinct<K> {
+    /// The distinct keys seen, sorted.
+    pub fn keys(&self) -> Vec<K> {
+        self.counts.keys().cloned().collect()
+    }
+
+    /// The keys seen more than once, with how often.
+    pub fn duplicates(&self) -> Vec<(K, usize)> {
+        self.counts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    /// Outputs beyond the first of each key.
+    pub fn duplicate_count(&self) -> usize {
+        self.counts.values().map(|n| n - 1).sum()
+    }
+
+    /// The keys of `expected` never seen.
+    pub fn missing(&self, expected: &BTreeSet<K>) -> Vec<K> {
+        expected
+            .iter()
+            .filter(|k| !self.counts.contains_key(k))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The `messageId`s that a worker's JSON log shows it received as redeliveries (the
+/// `delivery` span's `redelivered` and `messageId` fields, flattened into each line): the only
+/// inputs whose outputs may be duplicated by a second processing.
+pub fn redelivered_ids(logs: &str) -> BTreeSet<String> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["redelivered"] == Value::Bool(true))
+        .filter_map(|line| line["messageId"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A worker running in process on its own task, stopped through [`Running::stop`].
@@ -266,6 +433,17 @@ pub fn start(vars: Vec<(String, String)>, registry: Registry) -> Running {
         .await
     });
     Running { handle, stop }
+}
+
+/// An AMQP URI without its password, for messages.
+pub fn redacted(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => "(unparsable URI)".to_owned(),
+    }
 }
 
 pub fn text(value: &str) -> AMQPValue {
@@ -337,6 +515,12 @@ pub struct ProviderState {
     /// How long `/token` takes to answer.
     pub token_delay_ms: u64,
     pub calls: Vec<(u64, String)>,
+    /// Until then, `/token` answers 500: an outage of the token endpoint.
+    pub token_down_until: Option<Instant>,
+    /// Token requests answered 500 by the outage.
+    pub token_failures: u32,
+    /// The current access token is refused (it expired) until the next refresh.
+    pub access_expired: bool,
 }
 
 impl Provider {
@@ -364,6 +548,16 @@ async fn token(
     let delay = provider.state().token_delay_ms;
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let mut state = provider.state();
+    if state
+        .token_down_until
+        .is_some_and(|until| Instant::now() < until)
+    {
+        state.token_failures += 1;
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "server_error"})),
+        );
+    }
     let expected = format!("rt-{}", state.generation);
     if form.get("grant_type").map(String::as_str) != Some("refresh_token")
         || form.get("refresh_token") != Some(&expected)
@@ -375,6 +569,7 @@ async fn token(
     }
     state.generation += 1;
     state.refreshes += 1;
+    state.access_expired = false;
     let n = state.generation;
     (
         StatusCode::OK,
@@ -394,16 +589,20 @@ async fn item(
     Path(n): Path<u64>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
-    let (current, delay) = {
+    let (current, delay, expired) = {
         let state = provider.state();
-        (format!("Bearer at-{}", state.generation), state.delay_ms)
+        (
+            format!("Bearer at-{}", state.generation),
+            state.delay_ms,
+            state.access_expired,
+        )
     };
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if auth != current {
+    if auth != current || expired {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": "invalid_token"})),
