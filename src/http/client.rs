@@ -297,6 +297,84 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn only_failures_that_may_pass_are_retryable() {
+        let unavailable = AuthError::Refresh(RefreshError::Unavailable {
+            attempts: 3,
+            last: "HTTP 503".into(),
+            retry_after: None,
+        });
+        let refused = reqwest::Client::new()
+            .get("http://127.0.0.1:1/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(unavailable.is_retryable());
+        assert!(AuthError::Transport(refused).is_retryable());
+
+        let (addr, _) = serve_once("not json").await;
+        let undecodable = reqwest::get(format!("http://{addr}/"))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap_err();
+        let permanent = [
+            AuthError::NoTokenSet,
+            AuthError::NotReplayable,
+            AuthError::InvalidUrl { path: "x".into() },
+            AuthError::Unauthorized { status: 401 },
+            AuthError::Refresh(RefreshError::NoRefreshToken),
+            AuthError::Refresh(RefreshError::NotConfigured("no token_uri")),
+            AuthError::Transport(undecodable),
+        ];
+        for error in permanent {
+            assert!(!error.is_retryable(), "{error:?}");
+        }
+    }
+
+    /// A loopback server answering every request with `body`; the second value holds the
+    /// `User-Agent` of the last request.
+    async fn serve_once(
+        body: &'static str,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    ) {
+        let agent = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = agent.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let agent = headers
+                .get(reqwest::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            *seen.lock().unwrap() = agent;
+            async move { body }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (addr, agent)
+    }
+
+    #[tokio::test]
+    async fn the_api_client_names_this_runtime_as_its_user_agent() {
+        let (addr, agent) = serve_once("ok").await;
+        api_http_client()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            agent.lock().unwrap().as_deref(),
+            Some(concat!(
+                "component/",
+                env!("CARGO_PKG_VERSION"),
+                " (elastic.io-model runtime)"
+            ))
+        );
+    }
+
     #[test]
     fn only_bearer_invalid_token_challenges_count() {
         assert!(is_invalid_token_challenge(
