@@ -128,6 +128,7 @@ async fn a_valid_token_makes_no_token_request() {
     }
     assert_eq!((sandbox.token_requests(), sandbox.api_calls()), (0, 3));
     assert!(harness.events.events().is_empty());
+    assert_eq!(harness.client.cache().refresh_count(), 0);
 }
 
 #[tokio::test]
@@ -211,6 +212,7 @@ async fn a_rotation_chain_survives_three_refreshes_and_a_stale_copy_revokes_the_
     }
     let keys = harness.update_keys();
     assert_eq!((sandbox.token_requests(), keys.len()), (3, 3));
+    assert_eq!(harness.client.cache().refresh_count(), 3);
     let refresh_tokens: Vec<&Value> = keys.iter().map(|k| &k["refresh_token"]).collect();
     assert!(
         refresh_tokens
@@ -1229,6 +1231,74 @@ async fn adopting_keys_revives_a_dead_cache_and_drops_keys_pending_publication()
         harness.update_keys().is_empty(),
         "adopted keys are not ours to publish"
     );
+}
+
+#[tokio::test]
+async fn a_due_token_is_refreshed_once_the_endpoint_is_back() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let mut grant = sandbox.issue_grant(GrantState::Valid);
+    grant["expires_at"] = json!(now() + 30);
+    sandbox.fail_token_requests(&[503]);
+    let harness = Harness::with_grant(&sandbox, grant, json!({}));
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    assert_eq!(harness.client.cache().current().generation, 0);
+    // fast_retry's next slot is at most 10 ms away.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    assert_eq!(token_statuses(&sandbox), [503, 200]);
+    assert_eq!(harness.client.cache().current().generation, 1);
+    assert_eq!(harness.update_keys().len(), 1);
+}
+
+/// A token endpoint that refuses its first request with `invalid_scope`, then answers with a
+/// token; it counts the requests.
+async fn once_refusing_token_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "invalid_scope"})),
+                    )
+                        .into_response()
+                } else {
+                    axum::Json(json!({"access_token": "at-2", "expires_in": 3600})).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/token"), requests)
+}
+
+#[tokio::test]
+async fn a_refusal_that_is_no_revoked_grant_does_not_kill_the_refresh_token() {
+    let (token_uri, requests) = once_refusing_token_endpoint().await;
+    let config = StepConfig::from_value(json!({
+        "oauth": {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": now() - 10},
+        "client_id": "c", "client_secret": "s", "token_uri": token_uri,
+    }))
+    .unwrap();
+    let cache = TokenCache::from_config(&config, fast_retry(), clock::system()).unwrap();
+    let emitter = Emitter::new(Arc::new(CollectingSink::new()));
+    let error = cache.lease_for_call(&emitter).await.unwrap_err();
+    assert!(
+        matches!(error, RefreshError::Refused { status: 400, .. }),
+        "{error:?}"
+    );
+    let lease = cache.lease_for_call(&emitter).await.unwrap();
+    assert_eq!(lease.tokens.access_token().expose_secret(), "at-2");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 fn now() -> u64 {

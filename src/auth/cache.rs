@@ -299,8 +299,10 @@ impl TokenCache {
             };
             match next {
                 Next::WaitUntil(at) => tokio::time::sleep_until(at).await,
+                // A failed attempt moved the schedule on; the loop's top decides whether to
+                // wait for the next one.
                 Next::Join(refresh) => match refresh.await {
-                    Err(RefreshError::Unavailable { .. }) if hold && Instant::now() < deadline => {}
+                    Err(RefreshError::Unavailable { .. }) if hold => {}
                     outcome => return outcome,
                 },
             }
@@ -374,13 +376,14 @@ impl TokenCache {
             } => {
                 let mut state = self.lock();
                 state.in_flight = None;
-                let (failures, lost) = state
+                let (before, lost) = state
                     .outage
                     .as_ref()
                     .map_or((0, false), |o| (o.failures, o.response_lost));
-                let wait = retry.backoff(failures + 1, retry_after);
+                let failures = before + 1;
+                let wait = retry.backoff(failures, retry_after);
                 let outage = state.outage.insert(Outage {
-                    failures: failures + 1,
+                    failures,
                     last,
                     retry_after,
                     next_attempt: Instant::now() + wait,
@@ -500,4 +503,36 @@ async fn publish_keys(tokens: &TokenSet, emitter: &Emitter) -> Result<(), Refres
         tracing::error!(message = "Refreshed keys could not be published; they are sent again before the next call or at shutdown.", %error);
         RefreshError::KeysNotPublished(error.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_too_long_for_an_instant_ends_a_year_on() {
+        let now = Instant::now();
+        assert_eq!(
+            far_or(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = far_or(now, Duration::MAX);
+        assert_eq!(far, now + Duration::from_secs(365 * 24 * 3600));
+    }
+
+    #[test]
+    fn debug_shows_the_generation_and_mode_only() {
+        let tokens = TokenSet::from_stored(json!({"access_token": "at-s3cret"})).unwrap();
+        let cache = TokenCache::new(
+            tokens,
+            Err(RefreshError::NotConfigured("no endpoint in this test")),
+            RefreshMode::On401,
+            60,
+            crate::clock::system(),
+        );
+        assert_eq!(
+            format!("{cache:?}"),
+            "TokenCache { generation: 0, mode: On401, .. }"
+        );
+    }
 }

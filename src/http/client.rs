@@ -312,6 +312,28 @@ mod tests {
         assert!(unavailable.is_retryable());
         assert!(AuthError::Transport(refused).is_retryable());
 
+        // An API that hangs up without answering, and one that stalls mid-body.
+        let hangs_up = raw_server(b"").await;
+        let lost = reqwest::get(format!("http://{hangs_up}/"))
+            .await
+            .unwrap_err();
+        assert!(!lost.is_connect() && !lost.is_timeout(), "{lost:?}");
+        assert!(AuthError::Transport(lost).is_retryable());
+        let stalls = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial").await;
+        let stalled = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .get(format!("http://{stalls}/"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap_err();
+        assert!(stalled.is_timeout() && !stalled.is_request(), "{stalled:?}");
+        assert!(AuthError::Transport(stalled).is_retryable());
+
         let (addr, _) = serve_once("not json").await;
         let undecodable = reqwest::get(format!("http://{addr}/"))
             .await
@@ -331,6 +353,28 @@ mod tests {
         for error in permanent {
             assert!(!error.is_retryable(), "{error:?}");
         }
+    }
+
+    /// A loopback TCP server that reads a request, writes `answer` and, when that is empty,
+    /// hangs up; otherwise it keeps the connection open without another byte.
+    async fn raw_server(answer: &'static [u8]) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 1024];
+                    let _ = socket.read(&mut request).await;
+                    if answer.is_empty() {
+                        return;
+                    }
+                    let _ = socket.write_all(answer).await;
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                });
+            }
+        });
+        addr
     }
 
     /// A loopback server answering every request with `body`; the second value holds the
@@ -397,6 +441,13 @@ mod tests {
         ));
         assert!(!is_invalid_token_challenge(
             r#"Bearerx error="invalid_token""#
+        ));
+        // Another scheme that merely contains or starts with "bearer" is not Bearer.
+        assert!(!is_invalid_token_challenge(
+            r#"Notbearer error="invalid_token""#
+        ));
+        assert!(!is_invalid_token_challenge(
+            r#"Bearerish, error="invalid_token""#
         ));
     }
 }
