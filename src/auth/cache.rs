@@ -6,6 +6,13 @@
 //! newer one. Otherwise it joins the refresh in flight, or starts one. The refresh runs in a
 //! task of its own, so a caller that is cancelled mid-refresh cannot lose a rotated refresh
 //! token: the task finishes, keeps the new token set and emits `updateKeys` regardless.
+//!
+//! While the token endpoint fails (5xx, 429, timeout, unreachable), the cache keeps one backoff
+//! schedule for the account: each refresh task makes one request, and callers that need a
+//! new token wait for the schedule's next slot and join its one request, up to the policy's
+//! `max_wait`; the wait is the caller's, so dropping its future ends it. Keys are published
+//! one generation at a time, in order; keys whose publish failed are re-sent before the next
+//! call, or by [`TokenCache::flush_unpublished`] when the process stops.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
