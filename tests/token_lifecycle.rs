@@ -1301,6 +1301,61 @@ async fn a_refusal_that_is_no_revoked_grant_does_not_kill_the_refresh_token() {
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
+/// A token endpoint that hangs up on its first request without answering, then answers
+/// `invalid_grant`: the refresh token may have been rotated by the request whose answer was
+/// lost.
+async fn answer_lost_then_invalid_grant() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            if std::mem::take(&mut first) {
+                continue;
+            }
+            let body = r#"{"error":"invalid_grant","error_description":"unknown refresh token"}"#;
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}/token")
+}
+
+#[tokio::test]
+async fn invalid_grant_after_a_lost_answer_says_the_lost_request_may_have_rotated_the_token() {
+    let token_uri = answer_lost_then_invalid_grant().await;
+    let config = StepConfig::from_value(json!({
+        "oauth": {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": now() - 10},
+        "client_id": "c", "client_secret": "s", "token_uri": token_uri,
+    }))
+    .unwrap();
+    let cache = TokenCache::from_config(&config, fast_retry(), clock::system()).unwrap();
+    let emitter = Emitter::new(Arc::new(CollectingSink::new()));
+    let error = cache.lease_for_call(&emitter).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RefreshError::ReauthorizationRequired {
+                after_lost_response: true,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().ends_with(
+            "an earlier refresh whose answer was lost may have rotated the refresh token"
+        ),
+        "{error}"
+    );
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
