@@ -16,8 +16,8 @@
 //!
 //! Shutdown ends within `COMPONENT_SHUTDOWN_TIMEOUT` ([`Settings::shutdown_timeout`]) of the
 //! signal, whatever the broker and the API do: it stops consuming; in-flight deliveries get
-//! the first three quarters of the time, a token refresh still publishing its keys the next
-//! eighth, and closing both connections the rest.
+//! the first three quarters of the time, a token refresh still running and keys whose
+//! publish failed (flushed once more) the next eighth, and closing both connections the rest.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -281,17 +281,25 @@ pub async fn serve(
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     drain(tasks, deadline - settings.shutdown_timeout / 4).await;
     // A refresh outlives the delivery that started it (a call that timed out, a task cut off
-    // above) and publishes its updateKeys through this publisher: until that is confirmed the
-    // rotated refresh token exists nowhere else, so the publisher stays open for it.
-    if let Some(tokens) = worker.step.tokens()
-        && tokio::time::timeout_at(
+    // above) and publishes its updateKeys through this publisher, and keys whose publish
+    // failed wait for a next call that will not come: until they are confirmed the rotated
+    // refresh token exists nowhere else, so the publisher stays open for them.
+    if let Some(tokens) = worker.step.tokens() {
+        let flushed = tokio::time::timeout_at(
             deadline - settings.shutdown_timeout / 8,
-            tokens.wait_for_refresh(),
+            tokens.flush_unpublished(),
         )
-        .await
-        .is_err()
-    {
-        tracing::error!(message = "A token refresh did not finish in time; its keys may be lost.");
+        .await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(
+                message = "Rotated keys could not be published before exit; they are lost.",
+                %error
+            ),
+            Err(_) => tracing::error!(
+                message = "Rotated keys were not published in time; they may be lost."
+            ),
+        }
     }
     let closed = tokio::time::timeout_at(deadline, async {
         if let Some(subscription) = last {

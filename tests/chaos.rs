@@ -10,7 +10,7 @@
 //! run; `full` runs them all at size. Settings, all optional: `SOAK_SECS` (600 in full),
 //! `SOAK_RATE` (messages per second, 50), `SOAK_RSS_MARGIN_KB` (growth allowed, 16384),
 //! `CHAOS_OUTAGE_SECS` (10), `CHAOS_OUTAGE_MAX_ERRORS` (inputs the outage may turn into error
-//! events; unlimited), `CHAOS_AMQP_URI` and `CHAOS_RABBITMQ_NODE` (the private broker node
+//! events; 0), `CHAOS_AMQP_URI` and `CHAOS_RABBITMQ_NODE` (the private broker node
 //! that the restart run may stop and start).
 
 mod bed;
@@ -390,14 +390,16 @@ async fn a_token_endpoint_outage_during_processing_loses_nothing() {
     );
     // An input that became an error event is not lost: it travels as `errorInput`.
     assert_nothing_lost(&bed, &got, &expected, 0).await;
-    // How many may fail instead of waiting for the endpoint (issue #14, defect 11: none).
-    if let Ok(max) = std::env::var("CHAOS_OUTAGE_MAX_ERRORS") {
-        let max: usize = max
-            .trim()
-            .parse()
-            .expect("CHAOS_OUTAGE_MAX_ERRORS is a number");
-        assert!(errors <= max, "{errors} inputs failed, at most {max} may");
-    }
+    // How many may fail instead of waiting for the endpoint: none, since a transient
+    // failure delays a message (issue #14, defect 11).
+    let max: usize = std::env::var("CHAOS_OUTAGE_MAX_ERRORS")
+        .map(|max| {
+            max.trim()
+                .parse()
+                .expect("CHAOS_OUTAGE_MAX_ERRORS is a number")
+        })
+        .unwrap_or(0);
+    assert!(errors <= max, "{errors} inputs failed, at most {max} may");
     bed.cleanup().await;
 }
 

@@ -675,7 +675,6 @@ fn any_token_endpoint_answer_is_a_token_response_or_an_error_that_quotes_no_toke
     }))
     .unwrap();
     let retry = RetryPolicy {
-        max_attempts: 1,
         request_timeout: Duration::from_secs(10),
         ..RetryPolicy::default()
     };
@@ -689,7 +688,7 @@ fn any_token_endpoint_answer_is_a_token_response_or_an_error_that_quotes_no_toke
     runner
         .run(&answer_strategy(), |(scripted, json)| {
             *answer.lock().unwrap() = scripted.clone();
-            let result = runtime.block_on(endpoint.refresh(&refresh_token));
+            let result = runtime.block_on(endpoint.request_once(&refresh_token));
             let success = (200..300).contains(&scripted.status);
             match (&result, &json) {
                 (Ok(fields), _) => {

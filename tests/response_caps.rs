@@ -315,7 +315,6 @@ fn token_endpoint(server: &BigBodyServer) -> TokenEndpoint {
     }))
     .unwrap();
     let retry = RetryPolicy {
-        max_attempts: 3,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         ..RetryPolicy::default()
@@ -327,7 +326,7 @@ fn token_endpoint(server: &BigBodyServer) -> TokenEndpoint {
 async fn an_endless_token_response_is_an_invalid_response_naming_the_cap_and_not_retried() {
     let server = BigBodyServer::start(Answer::Endless(200)).await;
 
-    let error = quickly(token_endpoint(&server).refresh(&RefreshToken::new("rt")))
+    let error = quickly(token_endpoint(&server).request_once(&RefreshToken::new("rt")))
         .await
         .unwrap_err();
 
@@ -352,19 +351,20 @@ async fn an_endless_token_response_is_an_invalid_response_naming_the_cap_and_not
 async fn a_token_endpoint_error_too_large_to_read_is_judged_by_its_status() {
     let server = BigBodyServer::start(Answer::Declared(503, 500_000_000)).await;
 
-    let error = quickly(token_endpoint(&server).refresh(&RefreshToken::new("rt")))
+    let error = quickly(token_endpoint(&server).request_once(&RefreshToken::new("rt")))
         .await
         .unwrap_err();
 
     assert_eq!(
         error,
         RefreshError::Unavailable {
-            attempts: 3,
+            attempts: 1,
             last: "HTTP 503".into(),
             retry_after: None,
-        }
+        },
+        "a transient failure, which the token cache retries on its schedule"
     );
-    assert_eq!(server.requests(), 3);
+    assert_eq!(server.requests(), 1);
     server.wait_until_every_connection_closed().await;
 }
 

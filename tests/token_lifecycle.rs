@@ -16,9 +16,19 @@ use serde_json::{Value, json};
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
-        max_attempts: 3,
+        max_wait: Duration::from_secs(20),
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A schedule like the default one, scaled down so that an outage lasts seconds.
+fn outage_retry(max_wait: Duration) -> RetryPolicy {
+    RetryPolicy {
+        max_wait,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
     }
 }
@@ -36,10 +46,33 @@ impl Harness {
     }
 
     fn with_grant(sandbox: &Sandbox, grant: Value, fields: Value) -> Self {
-        let config = StepConfig::from_value(sandbox.step_config(grant.clone(), fields)).unwrap();
-        let cache = TokenCache::from_config(&config, fast_retry(), clock::system()).unwrap();
+        Self::with_policy(sandbox, grant, fields, fast_retry())
+    }
+
+    fn with_policy(sandbox: &Sandbox, grant: Value, fields: Value, retry: RetryPolicy) -> Self {
         let events = CollectingSink::new();
-        let emitter = Emitter::new(Arc::new(events.clone()));
+        Self::with_sink(
+            sandbox,
+            grant,
+            fields,
+            retry,
+            events.clone(),
+            Arc::new(events),
+        )
+    }
+
+    /// A client whose events go to `sink`; `events` is what the test reads back.
+    fn with_sink(
+        sandbox: &Sandbox,
+        grant: Value,
+        fields: Value,
+        retry: RetryPolicy,
+        events: CollectingSink,
+        sink: Arc<dyn EventSink>,
+    ) -> Self {
+        let config = StepConfig::from_value(sandbox.step_config(grant.clone(), fields)).unwrap();
+        let cache = TokenCache::from_config(&config, retry, clock::system()).unwrap();
+        let emitter = Emitter::new(sink);
         let base = url::Url::parse(config.api_base_url.as_deref().unwrap()).unwrap();
         let client = AuthClient::new(reqwest::Client::new(), cache, emitter, Some(base));
         Self {
@@ -95,6 +128,7 @@ async fn a_valid_token_makes_no_token_request() {
     }
     assert_eq!((sandbox.token_requests(), sandbox.api_calls()), (0, 3));
     assert!(harness.events.events().is_empty());
+    assert_eq!(harness.client.cache().refresh_count(), 0);
 }
 
 #[tokio::test]
@@ -178,6 +212,7 @@ async fn a_rotation_chain_survives_three_refreshes_and_a_stale_copy_revokes_the_
     }
     let keys = harness.update_keys();
     assert_eq!((sandbox.token_requests(), keys.len()), (3, 3));
+    assert_eq!(harness.client.cache().refresh_count(), 3);
     let refresh_tokens: Vec<&Value> = keys.iter().map(|k| &k["refresh_token"]).collect();
     assert!(
         refresh_tokens
@@ -334,40 +369,35 @@ async fn a_503_from_the_token_endpoint_is_retried_then_succeeds() {
 }
 
 #[tokio::test]
-async fn a_token_endpoint_that_keeps_failing_gives_a_transient_error() {
+async fn a_token_endpoint_that_fails_three_times_delays_the_call_which_then_succeeds() {
     let sandbox = sandbox(SandboxOptions::default()).await;
     sandbox.fail_token_requests(&[500, 429, 502]);
     let harness = Harness::new(&sandbox, GrantState::ExpiredUnknown, json!({}));
-    let error = harness.get("/me").await.unwrap_err();
-    assert!(
-        error.is_retryable() && !error.is_reauthorization_required(),
-        "{error:?}"
-    );
-    assert!(
-        error_chain(&error).contains("unavailable after 3 attempts: HTTP 502"),
-        "{}",
-        error_chain(&error)
-    );
-    assert_eq!(sandbox.token_requests(), 3);
-    // Not dead: the next call tries again and succeeds.
     assert_eq!(harness.get("/me").await.unwrap(), 200);
-    assert_eq!(sandbox.token_requests(), 4);
+    let statuses: Vec<u16> = sandbox.token_log().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 429, 502, 200]);
+    assert_eq!(harness.update_keys().len(), 1);
+    assert!(harness.events.of_kind(EventKind::Error).is_empty());
 }
 
 #[tokio::test]
-async fn an_unreachable_token_endpoint_gives_a_transient_error() {
+async fn an_unreachable_token_endpoint_gives_a_transient_error_once_the_wait_is_over() {
     let sandbox = sandbox(SandboxOptions::default()).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let harness = Harness::new(
+    let harness = Harness::with_policy(
         &sandbox,
-        GrantState::ExpiredUnknown,
+        sandbox.issue_grant(GrantState::ExpiredUnknown),
         json!({"token_uri": format!("http://{closed}/token")}),
+        outage_retry(Duration::from_millis(300)),
     );
     let error = harness.get("/me").await.unwrap_err();
-    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        error.is_retryable() && !error.is_reauthorization_required(),
+        "{error:?}"
+    );
     assert!(
         error_chain(&error).contains("connection failed"),
         "{}",
@@ -664,6 +694,673 @@ async fn a_config_without_token_uri_reports_what_is_missing() {
         error_chain(&error),
         "could not renew the access token: cannot refresh the access token: the config has no `token_uri`"
     );
+}
+
+/// The token endpoint fails for the whole of `outage`; a harness whose token has expired
+/// (and says so), waiting out failures on `retry`.
+async fn outage(outage: Duration, retry: RetryPolicy) -> (Sandbox, Arc<Harness>) {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    sandbox.fail_token_requests_for(500, outage);
+    let grant = sandbox.issue_grant(GrantState::ExpiredKnown);
+    let harness = Harness::with_policy(&sandbox, grant, json!({}), retry);
+    (sandbox, Arc::new(harness))
+}
+
+fn token_statuses(sandbox: &Sandbox) -> Vec<u16> {
+    sandbox.token_log().iter().map(|r| r.status).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_callers_on_an_expired_token_wait_out_a_two_second_outage_on_one_schedule() {
+    let (sandbox, harness) = outage(
+        Duration::from_secs(2),
+        outage_retry(Duration::from_secs(30)),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let harness = harness.clone();
+            tokio::spawn(async move { harness.get("/me").await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap().unwrap());
+    }
+    assert_eq!(statuses, [200; 50]);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // One schedule for all 50: 100 ms doubling to 1 s, jittered, gives 5 to 7 failures in
+    // 2 s (4 on a machine slow to answer), then the one request that succeeds. One refresh
+    // per caller would be 50 or more.
+    let log = token_statuses(&sandbox);
+    let (last, failed) = log.split_last().unwrap();
+    assert_eq!(*last, 200, "{log:?}");
+    assert!(failed.iter().all(|status| *status == 500), "{log:?}");
+    assert!((4..=7).contains(&failed.len()), "{log:?}");
+    assert_eq!(harness.update_keys().len(), 1);
+    assert!(harness.events.of_kind(EventKind::Error).is_empty());
+    assert_eq!(
+        (sandbox.api_calls(), sandbox.api_rejections()),
+        (50, 0),
+        "every call waited for the new token instead of trying the expired one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_answer_during_an_outage_fails_every_waiting_caller_at_once() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let grant = sandbox.issue_grant(GrantState::ExpiredKnown);
+    let harness = Arc::new(Harness::with_policy(
+        &sandbox,
+        grant,
+        json!({}),
+        outage_retry(Duration::from_secs(30)),
+    ));
+    sandbox.fail_token_requests(&[503, 503]);
+    sandbox.revoke_all();
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let harness = harness.clone();
+            tokio::spawn(async move { harness.get("/me").await })
+        })
+        .collect();
+    for call in calls {
+        let error = call.await.unwrap().unwrap_err();
+        assert!(error.is_reauthorization_required(), "{error:?}");
+        assert!(
+            error_chain(&error).contains("invalid_grant (the grant was revoked)"),
+            "{}",
+            error_chain(&error)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(token_statuses(&sandbox), [503, 503, 400]);
+    // The dead refresh token is never sent again.
+    assert!(
+        harness
+            .get("/me")
+            .await
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
+    assert_eq!(sandbox.token_requests(), 3);
+}
+
+#[tokio::test]
+async fn a_caller_waits_no_longer_than_the_outage_bound_and_gets_a_transient_error() {
+    let (sandbox, harness) = outage(
+        Duration::from_secs(30),
+        outage_retry(Duration::from_millis(800)),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let error = harness.get("/me").await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        error.is_retryable() && !error.is_reauthorization_required(),
+        "{error:?}"
+    );
+    let failures = sandbox.token_requests();
+    assert!(
+        error_chain(&error).ends_with(&format!(
+            "the token endpoint is unavailable after {failures} attempts: HTTP 500 temporarily_unavailable"
+        )),
+        "{}",
+        error_chain(&error)
+    );
+    assert!(
+        (Duration::from_millis(800)..Duration::from_millis(1_800)).contains(&waited),
+        "{waited:?}"
+    );
+    // 100 ms doubling, jittered: 4 to 5 requests in 0.8 s (3 on a machine slow to answer).
+    assert!((3..=5).contains(&failures), "{failures}");
+    assert_eq!(sandbox.api_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_caller_dropped_while_waiting_out_an_outage_stops_the_token_requests() {
+    let (sandbox, harness) = outage(
+        Duration::from_secs(30),
+        outage_retry(Duration::from_secs(30)),
+    )
+    .await;
+    let call = {
+        let harness = harness.clone();
+        tokio::spawn(async move { harness.get("/me").await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    // A request already sent may still finish; none is sent after it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let requests = sandbox.token_requests();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(sandbox.token_requests(), requests);
+}
+
+#[tokio::test]
+async fn a_call_after_a_wait_that_ran_out_follows_the_schedule_instead_of_retrying_at_once() {
+    let (sandbox, harness) = outage(
+        Duration::from_secs(30),
+        RetryPolicy {
+            initial_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(2),
+            ..outage_retry(Duration::from_millis(200))
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let error = harness.get("/me").await.unwrap_err();
+        assert!(error.is_retryable(), "{error:?}");
+    }
+    assert_eq!(
+        sandbox.token_requests(),
+        1,
+        "the next slot is 1 to 2 s away"
+    );
+}
+
+#[tokio::test]
+async fn a_due_token_is_used_as_is_while_the_token_endpoint_fails() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    // Valid for 30 s more, inside the 60 s skew: due for a proactive refresh.
+    let mut grant = sandbox.issue_grant(GrantState::Valid);
+    grant["expires_at"] = json!(now() + 30);
+    sandbox.fail_token_requests_for(503, Duration::from_secs(30));
+    let harness = Harness::with_policy(
+        &sandbox,
+        grant,
+        json!({}),
+        RetryPolicy {
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(5),
+            ..outage_retry(Duration::from_secs(30))
+        },
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(harness.get("/me").await.unwrap(), 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // One proactive attempt; the later calls find the endpoint in its backoff.
+    assert_eq!(token_statuses(&sandbox), [503]);
+    assert_eq!(harness.client.cache().current().generation, 0);
+    assert!(harness.update_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_due_token_is_not_used_once_the_provider_refused_the_refresh_for_good() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let mut grant = sandbox.issue_grant(GrantState::Valid);
+    grant["expires_at"] = json!(now() + 30);
+    let harness = Harness::with_grant(&sandbox, grant, json!({}));
+    sandbox.revoke_all();
+    let error = harness.get("/me").await.unwrap_err();
+    assert!(error.is_reauthorization_required(), "{error:?}");
+    assert_eq!((sandbox.token_requests(), sandbox.api_calls()), (1, 0));
+}
+
+#[tokio::test]
+async fn every_call_mode_waits_for_the_endpoint_rather_than_using_the_old_token() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    sandbox.fail_token_requests_for(503, Duration::from_secs(30));
+    let harness = Harness::with_policy(
+        &sandbox,
+        sandbox.issue_grant(GrantState::Valid),
+        json!({"refresh": "every_call"}),
+        outage_retry(Duration::from_millis(300)),
+    );
+    let error = harness.get("/me").await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(sandbox.api_calls(), 0);
+}
+
+/// A token endpoint that answers its first request 429 with `Retry-After: 1`, then a token,
+/// and records when each request arrived.
+async fn throttling_token_endpoint() -> (String, Arc<std::sync::Mutex<Vec<std::time::Instant>>>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(std::time::Instant::now());
+                seen.len() == 1
+            };
+            async move {
+                if first {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
+                } else {
+                    axum::Json(json!({"access_token": "at-2", "expires_in": 3600})).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/token"), arrivals)
+}
+
+#[tokio::test]
+async fn a_retry_after_from_the_token_endpoint_spaces_the_next_request() {
+    let (token_uri, arrivals) = throttling_token_endpoint().await;
+    let config = StepConfig::from_value(json!({
+        "oauth": {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": now() - 10},
+        "client_id": "c", "client_secret": "s", "token_uri": token_uri,
+    }))
+    .unwrap();
+    let cache = TokenCache::from_config(
+        &config,
+        outage_retry(Duration::from_secs(30)),
+        clock::system(),
+    )
+    .unwrap();
+    let emitter = Emitter::new(Arc::new(CollectingSink::new()));
+    let lease = cache.lease_for_call(&emitter).await.unwrap();
+    assert_eq!(lease.tokens.access_token().expose_secret(), "at-2");
+    let arrivals = arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2);
+    let gap = arrivals[1] - arrivals[0];
+    // Without Retry-After the schedule would wait 50 to 100 ms.
+    assert!(
+        (Duration::from_secs(1)..Duration::from_millis(1_500)).contains(&gap),
+        "{gap:?}"
+    );
+}
+
+/// A sink whose `updateKeys` publishes follow a script, one entry per publish: fail, or
+/// succeed after a delay. Past the script they succeed at once.
+struct ScriptedKeysSink {
+    events: CollectingSink,
+    script: std::sync::Mutex<std::collections::VecDeque<Option<Duration>>>,
+}
+
+impl ScriptedKeysSink {
+    fn new(events: &CollectingSink, script: &[Option<Duration>]) -> Arc<Self> {
+        Arc::new(Self {
+            events: events.clone(),
+            script: std::sync::Mutex::new(script.iter().copied().collect()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for ScriptedKeysSink {
+    async fn publish(&self, event: Event) -> Result<(), EmitError> {
+        if event.kind() == EventKind::UpdateKeys {
+            let next = self.script.lock().unwrap().pop_front();
+            match next {
+                Some(None) => {
+                    return Err(EmitError::Refused {
+                        kind: EventKind::UpdateKeys,
+                        reason: "the broker returned it as unroutable".into(),
+                    });
+                }
+                Some(Some(delay)) => tokio::time::sleep(delay).await,
+                None => {}
+            }
+        }
+        self.events.publish(event).await
+    }
+}
+
+const FAIL: Option<Duration> = None;
+
+/// A harness with an expired token whose keys publishes follow `script`.
+async fn scripted_keys(script: &[Option<Duration>]) -> (Sandbox, Arc<Harness>) {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let events = CollectingSink::new();
+    let sink = ScriptedKeysSink::new(&events, script);
+    let harness = Harness::with_sink(
+        &sandbox,
+        sandbox.issue_grant(GrantState::ExpiredUnknown),
+        json!({}),
+        fast_retry(),
+        events,
+        sink,
+    );
+    (sandbox, Arc::new(harness))
+}
+
+fn current_refresh_token(harness: &Harness) -> Value {
+    harness.client.cache().current().tokens.expose_json()["refresh_token"].clone()
+}
+
+#[tokio::test]
+async fn keys_whose_publish_failed_are_sent_again_before_the_next_call() {
+    let (sandbox, harness) = scripted_keys(&[FAIL]).await;
+    let error = harness.get("/me").await.unwrap_err();
+    assert!(
+        matches!(error, AuthError::Refresh(RefreshError::KeysNotPublished(_))),
+        "{error:?}"
+    );
+    assert!(harness.client.cache().has_unpublished_keys());
+    assert!(harness.update_keys().is_empty());
+
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    let keys = harness.update_keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["refresh_token"], current_refresh_token(&harness));
+    assert!(!harness.client.cache().has_unpublished_keys());
+    assert_eq!(
+        sandbox.token_requests(),
+        1,
+        "the keys were re-sent, not refreshed"
+    );
+    // Sent once: later calls publish nothing more.
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    assert_eq!(harness.update_keys().len(), 1);
+}
+
+#[tokio::test]
+async fn a_flush_sends_keys_whose_publish_failed_once_through_the_emitter_that_failed() {
+    let (sandbox, harness) = scripted_keys(&[FAIL]).await;
+    let cache = harness.client.cache().clone();
+    cache.flush_unpublished().await.unwrap();
+    assert!(harness.update_keys().is_empty(), "nothing was pending");
+
+    harness.get("/me").await.unwrap_err();
+    cache.flush_unpublished().await.unwrap();
+    let keys = harness.update_keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["refresh_token"], current_refresh_token(&harness));
+    assert!(!cache.has_unpublished_keys());
+    cache.flush_unpublished().await.unwrap();
+    assert_eq!(harness.update_keys().len(), 1);
+    assert_eq!(sandbox.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_flush_that_fails_again_keeps_the_keys_pending() {
+    let (_sandbox, harness) = scripted_keys(&[FAIL, FAIL]).await;
+    let cache = harness.client.cache().clone();
+    harness.get("/me").await.unwrap_err();
+    let error = cache.flush_unpublished().await.unwrap_err();
+    assert!(
+        matches!(error, RefreshError::KeysNotPublished(_)),
+        "{error:?}"
+    );
+    assert!(cache.has_unpublished_keys());
+    cache.flush_unpublished().await.unwrap();
+    assert_eq!(harness.update_keys().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_waits_for_the_refresh_in_flight_and_sends_its_failed_keys() {
+    let sandbox = sandbox(SandboxOptions {
+        token_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let events = CollectingSink::new();
+    let sink = ScriptedKeysSink::new(&events, &[FAIL]);
+    let harness = Arc::new(Harness::with_sink(
+        &sandbox,
+        sandbox.issue_grant(GrantState::ExpiredUnknown),
+        json!({}),
+        fast_retry(),
+        events,
+        sink,
+    ));
+    let call = {
+        let harness = harness.clone();
+        tokio::spawn(async move { harness.get("/me").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shutdown: the delivery is cut off, then the cache is flushed.
+    call.abort();
+    harness.client.cache().flush_unpublished().await.unwrap();
+    let keys = harness.update_keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["refresh_token"], current_refresh_token(&harness));
+}
+
+#[tokio::test]
+#[tracing_test::traced_test]
+async fn a_failed_keys_publish_is_logged_as_an_error_and_the_keys_stay_pending() {
+    let (_sandbox, harness) = scripted_keys(&[FAIL]).await;
+    harness.get("/me").await.unwrap_err();
+    assert!(harness.client.cache().has_unpublished_keys());
+    logs_assert(|lines: &[&str]| {
+        let failed: Vec<&&str> = lines
+            .iter()
+            .filter(|line| line.contains("Refreshed keys could not be published"))
+            .collect();
+        match failed.as_slice() {
+            [line] if line.contains("ERROR") => Ok(()),
+            other => Err(format!("expected one ERROR line, got {other:?}")),
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_re_send_of_older_keys_is_never_confirmed_after_newer_keys() {
+    // Publish 1 (generation 1) fails; its re-send (publish 2) takes 600 ms; meanwhile a 401
+    // refreshes generation 1 into 2, whose keys (publish 3) must not be overtaken by it.
+    let (sandbox, harness) = scripted_keys(&[FAIL, Some(Duration::from_millis(600))]).await;
+    let cache = harness.client.cache().clone();
+    harness.get("/me").await.unwrap_err();
+    let generation_1 = cache.current();
+    let resend = {
+        let harness = harness.clone();
+        tokio::spawn(async move { harness.get("/me").await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let emitter = Emitter::new(Arc::new(harness.events.clone()));
+    let generation_2 = cache
+        .refresh_after_rejection(&generation_1, &emitter)
+        .await
+        .unwrap();
+    assert_eq!(resend.await.unwrap().unwrap(), 200);
+    assert_eq!(generation_2.generation, 2);
+
+    let confirmed: Vec<Value> = harness
+        .update_keys()
+        .iter()
+        .map(|keys| keys["refresh_token"].clone())
+        .collect();
+    assert_eq!(
+        confirmed,
+        [
+            generation_1.tokens.expose_json()["refresh_token"].clone(),
+            generation_2.tokens.expose_json()["refresh_token"].clone(),
+        ],
+        "the platform's last word is the newest refresh token"
+    );
+    assert_eq!(sandbox.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn keys_replaced_by_a_newer_refresh_are_dropped_not_re_sent() {
+    let (sandbox, harness) = scripted_keys(&[FAIL]).await;
+    let cache = harness.client.cache().clone();
+    harness.get("/me").await.unwrap_err();
+    let emitter = Emitter::new(Arc::new(harness.events.clone()));
+    let newer = cache
+        .refresh_after_rejection(&cache.current(), &emitter)
+        .await
+        .unwrap();
+    cache.flush_unpublished().await.unwrap();
+    let keys = harness.update_keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        keys[0]["refresh_token"],
+        newer.tokens.expose_json()["refresh_token"]
+    );
+    assert_eq!(sandbox.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn adopting_keys_revives_a_dead_cache_and_drops_keys_pending_publication() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let harness = Harness::new(&sandbox, GrantState::ExpiredUnknown, json!({}));
+    let cache = harness.client.cache().clone();
+    sandbox.revoke_all();
+    assert!(
+        harness
+            .get("/me")
+            .await
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
+    // Another replica's sign-in arrives.
+    cache.adopt(TokenSet::from_stored(sandbox.issue_grant(GrantState::Valid)).unwrap());
+    assert_eq!(cache.current().generation, 1);
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    assert_eq!(sandbox.token_requests(), 1);
+
+    let (_sandbox, harness) = scripted_keys(&[FAIL]).await;
+    let cache = harness.client.cache().clone();
+    harness.get("/me").await.unwrap_err();
+    let generation = cache.current().generation;
+    cache.adopt(TokenSet::from_stored(_sandbox.issue_grant(GrantState::Valid)).unwrap());
+    assert_eq!(cache.current().generation, generation + 1);
+    assert!(!cache.has_unpublished_keys());
+    cache.flush_unpublished().await.unwrap();
+    assert!(
+        harness.update_keys().is_empty(),
+        "adopted keys are not ours to publish"
+    );
+}
+
+#[tokio::test]
+async fn a_due_token_is_refreshed_once_the_endpoint_is_back() {
+    let sandbox = sandbox(SandboxOptions::default()).await;
+    let mut grant = sandbox.issue_grant(GrantState::Valid);
+    grant["expires_at"] = json!(now() + 30);
+    sandbox.fail_token_requests(&[503]);
+    let harness = Harness::with_grant(&sandbox, grant, json!({}));
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    assert_eq!(harness.client.cache().current().generation, 0);
+    // fast_retry's next slot is at most 10 ms away.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(harness.get("/me").await.unwrap(), 200);
+    assert_eq!(token_statuses(&sandbox), [503, 200]);
+    assert_eq!(harness.client.cache().current().generation, 1);
+    assert_eq!(harness.update_keys().len(), 1);
+}
+
+/// A token endpoint that refuses its first request with `invalid_scope`, then answers with a
+/// token; it counts the requests.
+async fn once_refusing_token_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "invalid_scope"})),
+                    )
+                        .into_response()
+                } else {
+                    axum::Json(json!({"access_token": "at-2", "expires_in": 3600})).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/token"), requests)
+}
+
+#[tokio::test]
+async fn a_refusal_that_is_no_revoked_grant_does_not_kill_the_refresh_token() {
+    let (token_uri, requests) = once_refusing_token_endpoint().await;
+    let config = StepConfig::from_value(json!({
+        "oauth": {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": now() - 10},
+        "client_id": "c", "client_secret": "s", "token_uri": token_uri,
+    }))
+    .unwrap();
+    let cache = TokenCache::from_config(&config, fast_retry(), clock::system()).unwrap();
+    let emitter = Emitter::new(Arc::new(CollectingSink::new()));
+    let error = cache.lease_for_call(&emitter).await.unwrap_err();
+    assert!(
+        matches!(error, RefreshError::Refused { status: 400, .. }),
+        "{error:?}"
+    );
+    let lease = cache.lease_for_call(&emitter).await.unwrap();
+    assert_eq!(lease.tokens.access_token().expose_secret(), "at-2");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A token endpoint that hangs up on its first request without answering, then answers
+/// `invalid_grant`: the refresh token may have been rotated by the request whose answer was
+/// lost.
+async fn answer_lost_then_invalid_grant() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            if std::mem::take(&mut first) {
+                continue;
+            }
+            let body = r#"{"error":"invalid_grant","error_description":"unknown refresh token"}"#;
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}/token")
+}
+
+#[tokio::test]
+async fn invalid_grant_after_a_lost_answer_says_the_lost_request_may_have_rotated_the_token() {
+    let token_uri = answer_lost_then_invalid_grant().await;
+    let config = StepConfig::from_value(json!({
+        "oauth": {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": now() - 10},
+        "client_id": "c", "client_secret": "s", "token_uri": token_uri,
+    }))
+    .unwrap();
+    let cache = TokenCache::from_config(&config, fast_retry(), clock::system()).unwrap();
+    let emitter = Emitter::new(Arc::new(CollectingSink::new()));
+    let error = cache.lease_for_call(&emitter).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RefreshError::ReauthorizationRequired {
+                after_lost_response: true,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().ends_with(
+            "an earlier refresh whose answer was lost may have rotated the refresh token"
+        ),
+        "{error}"
+    );
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

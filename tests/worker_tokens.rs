@@ -131,3 +131,49 @@ async fn an_expired_token_gives_exactly_one_update_keys_message_then_data_for_ev
     assert_eq!(tokens, ["Bearer at-1"; 3]);
     bed.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_whose_publish_failed_are_flushed_at_shutdown_not_lost() {
+    let provider = Provider::default();
+    let base = provider.serve().await;
+    let bed = Bed::new().await;
+    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    // Nothing is bound to the keys' routing key yet: the broker returns the updateKeys.
+    let late = bed.key("late-keys");
+    let mut vars = bed.vars("request", &request_config(&base, true));
+    vars.retain(|(name, _)| name != "ELASTICIO_UPDATE_KEYS_ROUTING_KEY");
+    vars.push(("ELASTICIO_UPDATE_KEYS_ROUTING_KEY".into(), late.clone()));
+    let worker = start(vars, Registry::builtin());
+    let events = bed.collect(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["error", "dead"],
+        "the call fails while its refresh's keys are unpublished"
+    );
+    assert_eq!(provider.state().refreshes, 1);
+    // The platform's binding appears; no further message comes, only the shutdown.
+    bed.channel
+        .queue_bind(
+            bed.events.as_str().into(),
+            bed.exchange.as_str().into(),
+            late.as_str().into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    worker.stop().await;
+    let flushed = bed.collect(1, Duration::from_millis(500)).await;
+    assert_eq!(flushed.len(), 1, "the keys went out at shutdown");
+    assert_eq!(flushed[0].routing_key.as_str(), late);
+    assert_eq!(
+        decrypt(&flushed[0])["oauth"]["refresh_token"],
+        json!("rt-1")
+    );
+    assert_eq!(
+        provider.state().refreshes,
+        1,
+        "flushed, not refreshed again"
+    );
+    bed.cleanup().await;
+}

@@ -6,17 +6,26 @@
 //! newer one. Otherwise it joins the refresh in flight, or starts one. The refresh runs in a
 //! task of its own, so a caller that is cancelled mid-refresh cannot lose a rotated refresh
 //! token: the task finishes, keeps the new token set and emits `updateKeys` regardless.
+//!
+//! While the token endpoint fails (5xx, 429, timeout, unreachable), the cache keeps one backoff
+//! schedule for the account: each refresh task makes one request, and callers that need a
+//! new token wait for the schedule's next slot and join its one request, up to the policy's
+//! `max_wait`; the wait is the caller's, so dropping its future ends it. Keys are published
+//! one generation at a time, in order; keys whose publish failed are re-sent before the next
+//! call, or by [`TokenCache::flush_unpublished`] when the process stops.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::json;
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::error::RefreshError;
-use super::refresh::{RetryPolicy, TokenEndpoint};
+use super::refresh::{Attempt, RetryPolicy, TokenEndpoint};
 use super::token::TokenSet;
 use crate::clock::Clock;
 use crate::config::{RefreshMode, StepConfig};
@@ -39,8 +48,37 @@ struct State {
     in_flight: Option<RefreshFuture>,
     /// The refresh token of the current generation was refused for good; never send it again.
     dead: Option<RefreshError>,
-    /// The current generation's `updateKeys` has not been confirmed yet.
-    unpublished: bool,
+    /// The current generation's `updateKeys` has not been confirmed: the emitter of the
+    /// publish that failed, through which a flush sends the keys again.
+    unpublished: Option<Emitter>,
+    /// The token endpoint has been failing since its last answer: the one backoff schedule
+    /// every caller of the account follows.
+    outage: Option<Outage>,
+}
+
+/// A failing token endpoint, as far as the next request needs to know.
+struct Outage {
+    /// Consecutive failed token requests.
+    failures: u32,
+    /// The last failure.
+    last: String,
+    /// The wait the endpoint last asked for.
+    retry_after: Option<Duration>,
+    /// No token request goes out before this.
+    next_attempt: Instant,
+    /// A request of this outage was sent but never answered, so it may have rotated the
+    /// refresh token.
+    response_lost: bool,
+}
+
+impl Outage {
+    fn error(&self) -> RefreshError {
+        RefreshError::Unavailable {
+            attempts: self.failures,
+            last: self.last.clone(),
+            retry_after: self.retry_after,
+        }
+    }
 }
 
 struct Inner {
@@ -50,6 +88,9 @@ struct Inner {
     skew_s: u64,
     mode: RefreshMode,
     refreshes: AtomicU64,
+    /// Held while `updateKeys` is published, so that keys go out one at a time and in
+    /// generation order: a late re-send of one generation can never follow the next.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 /// One account's tokens and the machinery to renew them. Cheap to clone; clones share state.
@@ -65,6 +106,14 @@ impl std::fmt::Debug for TokenCache {
             .field("mode", &self.inner.mode)
             .finish_non_exhaustive()
     }
+}
+
+/// What a caller that needs a refresh does next.
+enum Next {
+    /// Join this refresh.
+    Join(RefreshFuture),
+    /// Wait for the endpoint's next slot on the shared schedule.
+    WaitUntil(Instant),
 }
 
 impl TokenCache {
@@ -86,13 +135,15 @@ impl TokenCache {
                     },
                     in_flight: None,
                     dead: None,
-                    unpublished: false,
+                    unpublished: None,
+                    outage: None,
                 }),
                 endpoint,
                 clock,
                 skew_s,
                 mode,
                 refreshes: AtomicU64::new(0),
+                publishing: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -124,10 +175,19 @@ impl TokenCache {
         self.inner.refreshes.load(Ordering::SeqCst)
     }
 
+    /// True while the current generation's `updateKeys` has not been confirmed.
+    pub fn has_unpublished_keys(&self) -> bool {
+        self.lock().unpublished.is_some()
+    }
+
     /// The token set for the next API call: refreshed first when it is within the expiry
-    /// skew, or always in `every_call` mode.
+    /// skew, or always in `every_call` mode. Keys whose `updateKeys` failed are re-sent first.
+    ///
+    /// A token that has expired (or `every_call`) waits out a failing token endpoint on the
+    /// account's shared schedule, up to the policy's `max_wait`; a token that is due but
+    /// still valid is used as is while the endpoint fails.
     pub async fn lease_for_call(&self, emitter: &Emitter) -> Result<Lease, RefreshError> {
-        self.republish_if_needed(emitter).await?;
+        self.republish(Some(emitter)).await?;
         let lease = self.current();
         let now = self.inner.clock.now_unix();
         let due = self.inner.mode == RefreshMode::EveryCall
@@ -135,13 +195,13 @@ impl TokenCache {
         if !due {
             return Ok(lease);
         }
-        match self.refresh_generation(lease.generation, emitter).await {
-            // A token that is due but not yet expired is still good while the endpoint is down.
-            Err(error)
-                if error.is_retryable()
-                    && !lease.tokens.is_expired(now, 0)
-                    && self.inner.mode == RefreshMode::On401 =>
-            {
+        // A token that is due but not yet expired is still good while the endpoint is down.
+        let still_valid = self.inner.mode == RefreshMode::On401 && !lease.tokens.is_expired(now, 0);
+        match self
+            .refresh_generation(lease.generation, emitter, !still_valid)
+            .await
+        {
+            Err(error) if still_valid && error.is_retryable() => {
                 tracing::warn!(message = "Proactive refresh failed; using the current token until it expires.", %error);
                 Ok(lease)
             }
@@ -151,12 +211,14 @@ impl TokenCache {
 
     /// After the API rejected `rejected`: refresh, unless that generation was already
     /// replaced, in which case the newer token set is returned without a token request.
+    /// Waits out a failing token endpoint like [`Self::lease_for_call`].
     pub async fn refresh_after_rejection(
         &self,
         rejected: &Lease,
         emitter: &Emitter,
     ) -> Result<Lease, RefreshError> {
-        self.refresh_generation(rejected.generation, emitter).await
+        self.refresh_generation(rejected.generation, emitter, true)
+            .await
     }
 
     /// Waits until the refresh in flight, if any, has finished. For callers that stop waiting
@@ -169,6 +231,16 @@ impl TokenCache {
         }
     }
 
+    /// For a process about to exit (the worker's shutdown): waits for the refresh in flight,
+    /// then sends once more the keys whose `updateKeys` was not confirmed, through the
+    /// emitter of the publish that failed. Otherwise they would be re-sent only by the next
+    /// API call, which never comes, and the rotated refresh token would be lost. `Ok` when
+    /// nothing is pending. The caller bounds the wait (a timeout drops the future).
+    pub async fn flush_unpublished(&self) -> Result<(), RefreshError> {
+        self.wait_for_refresh().await;
+        self.republish(None).await
+    }
+
     /// Adopts a token set refreshed elsewhere (another replica of the step).
     pub fn adopt(&self, tokens: TokenSet) {
         let mut state = self.lock();
@@ -177,7 +249,7 @@ impl TokenCache {
             tokens: Arc::new(tokens),
         };
         state.dead = None;
-        state.unpublished = false;
+        state.unpublished = None;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -187,32 +259,75 @@ impl TokenCache {
             .expect("no code panics while holding the token cache lock")
     }
 
+    /// How long a caller waits out a failing token endpoint.
+    fn max_wait(&self) -> Duration {
+        self.inner
+            .endpoint
+            .as_ref()
+            .map(|endpoint| endpoint.retry().max_wait)
+            .unwrap_or_default()
+    }
+
+    /// A new token set for `generation`: the one that replaced it, the outcome of the refresh
+    /// in flight, or a new refresh. While the endpoint is failing, a caller that may `hold`
+    /// waits on the shared schedule and joins its next attempt, until the endpoint answers or
+    /// `max_wait` passes; one that may not gets the transient error at once. Dropping the
+    /// future ends the wait.
     async fn refresh_generation(
         &self,
         generation: u64,
         emitter: &Emitter,
+        hold: bool,
     ) -> Result<Lease, RefreshError> {
-        let refresh = {
-            let mut state = self.lock();
-            if state.current.generation != generation {
-                return Ok(state.current.clone());
-            }
-            if let Some(dead) = &state.dead {
-                return Err(dead.clone());
-            }
-            match &state.in_flight {
-                Some(refresh) => refresh.clone(),
-                None => {
-                    let refresh = self.start_refresh(state.current.clone(), emitter.clone())?;
-                    state.in_flight = Some(refresh.clone());
-                    refresh
+        let deadline = far_or(Instant::now(), self.max_wait());
+        loop {
+            let next = {
+                let mut state = self.lock();
+                if state.current.generation != generation {
+                    return Ok(state.current.clone());
                 }
+                if let Some(dead) = &state.dead {
+                    return Err(dead.clone());
+                }
+                let now = Instant::now();
+                match (&state.in_flight, &state.outage) {
+                    (Some(refresh), _) => Next::Join(refresh.clone()),
+                    (None, Some(outage)) if !hold || now >= deadline => {
+                        if outage.next_attempt > now || now >= deadline {
+                            return Err(outage.error());
+                        }
+                        Next::Join(self.start_in(&mut state, emitter)?)
+                    }
+                    (None, Some(outage)) if outage.next_attempt > now => {
+                        Next::WaitUntil(outage.next_attempt.min(deadline))
+                    }
+                    (None, _) => Next::Join(self.start_in(&mut state, emitter)?),
+                }
+            };
+            match next {
+                Next::WaitUntil(at) => tokio::time::sleep_until(at).await,
+                // A failed attempt moved the schedule on; the loop's top decides whether to
+                // wait for the next one.
+                Next::Join(refresh) => match refresh.await {
+                    Err(RefreshError::Unavailable { .. }) if hold => {}
+                    outcome => return outcome,
+                },
             }
-        };
-        refresh.await
+        }
     }
 
-    /// Spawns the one refresh of `old`'s generation. The task outlives its callers.
+    /// Starts the refresh of the current generation and records it as in flight.
+    fn start_in(
+        &self,
+        state: &mut State,
+        emitter: &Emitter,
+    ) -> Result<RefreshFuture, RefreshError> {
+        let refresh = self.start_refresh(state.current.clone(), emitter.clone())?;
+        state.in_flight = Some(refresh.clone());
+        Ok(refresh)
+    }
+
+    /// Spawns one token request for `old`'s generation. The task outlives its callers.
     fn start_refresh(&self, old: Lease, emitter: Emitter) -> Result<RefreshFuture, RefreshError> {
         let refresh_token = old
             .tokens
@@ -225,12 +340,11 @@ impl TokenCache {
         let task = tokio::spawn(
             async move {
                 let sent_at = cache.inner.clock.now_unix();
-                let outcome = endpoint.refresh(&refresh_token).await.and_then(|fields| {
-                    TokenSet::from_response(fields, sent_at, Some(&old.tokens))
-                        .map_err(|error| RefreshError::InvalidResponse(error.to_string()))
-                });
+                let attempt = crate::telemetry::metrics::get()
+                    .time_token_endpoint(endpoint.attempt(&refresh_token))
+                    .await;
                 cache
-                    .finish_refresh(old.generation, outcome, &emitter)
+                    .finish_refresh(old, sent_at, attempt, endpoint.retry(), &emitter)
                     .await
             }
             .instrument(span),
@@ -247,29 +361,84 @@ impl TokenCache {
             .shared())
     }
 
-    /// Ends the refresh of `generation`. The keys are published while the refresh is still in
-    /// flight and before the new token set is current, so that no caller can see the new
-    /// token set with its keys pending and publish them a second time.
+    /// Ends the token request of `old`'s generation. A transient failure moves the shared
+    /// schedule on. New keys are published while the refresh is still in flight and before
+    /// the new token set is current, so that no caller can see the new token set with its
+    /// keys pending and publish them a second time.
     async fn finish_refresh(
         &self,
-        generation: u64,
-        outcome: Result<TokenSet, RefreshError>,
+        old: Lease,
+        sent_at: u64,
+        attempt: Attempt,
+        retry: &RetryPolicy,
         emitter: &Emitter,
     ) -> Result<Lease, RefreshError> {
+        let outcome = match attempt {
+            Attempt::Done(result) => result.and_then(|fields| {
+                TokenSet::from_response(fields, sent_at, Some(&old.tokens))
+                    .map_err(|error| RefreshError::InvalidResponse(error.to_string()))
+            }),
+            Attempt::Transient {
+                last,
+                retry_after,
+                response_lost,
+            } => {
+                let mut state = self.lock();
+                state.in_flight = None;
+                let (before, lost) = state
+                    .outage
+                    .as_ref()
+                    .map_or((0, false), |o| (o.failures, o.response_lost));
+                let failures = before + 1;
+                let wait = retry.backoff(failures, retry_after);
+                let outage = state.outage.insert(Outage {
+                    failures,
+                    last,
+                    retry_after,
+                    next_attempt: Instant::now() + wait,
+                    response_lost: lost || response_lost,
+                });
+                tracing::warn!(
+                    message = "Token endpoint failed; callers wait for the next attempt.",
+                    failures = outage.failures,
+                    wait_ms = wait.as_millis() as u64,
+                    reason = %outage.last
+                );
+                let error = outage.error();
+                crate::telemetry::metrics::get().token_refreshed(&Err(error.clone()));
+                return Err(error);
+            }
+        };
         crate::telemetry::metrics::get().token_refreshed(&outcome);
+        let lost_response = {
+            let mut state = self.lock();
+            state.outage.take().is_some_and(|o| o.response_lost)
+        };
         let tokens = match outcome {
             Ok(tokens) => Arc::new(tokens),
             Err(error) => {
+                let error = match error {
+                    RefreshError::ReauthorizationRequired {
+                        error, description, ..
+                    } => RefreshError::ReauthorizationRequired {
+                        error,
+                        description,
+                        after_lost_response: lost_response,
+                    },
+                    other => other,
+                };
                 tracing::warn!(message = "Access token refresh failed.", %error);
                 let mut state = self.lock();
                 state.in_flight = None;
-                if error.is_reauthorization_required() && state.current.generation == generation {
+                if error.is_reauthorization_required() && state.current.generation == old.generation
+                {
                     state.dead = Some(error.clone());
                 }
                 return Err(error);
             }
         };
         self.inner.refreshes.fetch_add(1, Ordering::SeqCst);
+        let publishing = self.inner.publishing.lock().await;
         let published = publish_keys(&tokens, emitter).await;
         let lease = {
             let mut state = self.lock();
@@ -281,9 +450,10 @@ impl TokenCache {
                 tokens,
             };
             state.dead = None;
-            state.unpublished = published.is_err();
+            state.unpublished = published.is_err().then(|| emitter.clone());
             state.current.clone()
         };
+        drop(publishing);
         let expires_in_s = lease
             .tokens
             .expires_at()
@@ -296,27 +466,44 @@ impl TokenCache {
         published.map(|()| lease)
     }
 
-    /// Publishes the keys of a refresh whose `updateKeys` failed, once: the caller that finds
-    /// them pending takes the job, and hands it back if publishing fails again.
-    async fn republish_if_needed(&self, emitter: &Emitter) -> Result<(), RefreshError> {
-        let pending = {
-            let mut state = self.lock();
-            let pending = state.unpublished && state.in_flight.is_none();
-            state.unpublished &= !pending;
-            pending.then(|| state.current.clone())
-        };
-        let Some(lease) = pending else {
+    /// Sends again the current keys whose `updateKeys` failed, once: through `emitter`, or
+    /// the emitter of the failed publish. Under the publishing lock, so it cannot overtake
+    /// a newer generation's keys; keys a refresh or adoption replaced meanwhile are dropped,
+    /// not sent.
+    async fn republish(&self, emitter: Option<&Emitter>) -> Result<(), RefreshError> {
+        if self.lock().unpublished.is_none() {
             return Ok(());
-        };
-        let published = publish_keys(&lease.tokens, emitter).await;
-        if published.is_err() {
+        }
+        let _publishing = self.inner.publishing.lock().await;
+        let (lease, failed_through) = {
             let mut state = self.lock();
-            if state.current.generation == lease.generation {
-                state.unpublished = true;
+            let Some(failed_through) = state.unpublished.take() else {
+                return Ok(());
+            };
+            (state.current.clone(), failed_through)
+        };
+        let emitter = emitter.cloned().unwrap_or(failed_through);
+        let published = publish_keys(&lease.tokens, &emitter).await;
+        match &published {
+            Ok(()) => tracing::info!(
+                message = "Refreshed keys published after an earlier failure.",
+                generation = lease.generation
+            ),
+            Err(_) => {
+                let mut state = self.lock();
+                if state.current.generation == lease.generation {
+                    state.unpublished = Some(emitter);
+                }
             }
         }
         published
     }
+}
+
+/// `from + wait`, or a year on when that is past what an `Instant` holds.
+fn far_or(from: Instant, wait: Duration) -> Instant {
+    from.checked_add(wait)
+        .unwrap_or_else(|| from + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Emits `updateKeys` with the whole token set; the refresh is complete only once the
@@ -325,7 +512,39 @@ async fn publish_keys(tokens: &TokenSet, emitter: &Emitter) -> Result<(), Refres
     // The one place the token set is written out: the updateKeys payload.
     let keys = Keys::new(json!({ "oauth": tokens.expose_json() }));
     emitter.update_keys(keys).await.map_err(|error| {
-        tracing::error!(message = "Refreshed keys could not be published; retrying with the next call.", %error);
+        tracing::error!(message = "Refreshed keys could not be published; they are sent again before the next call or at shutdown.", %error);
         RefreshError::KeysNotPublished(error.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_too_long_for_an_instant_ends_a_year_on() {
+        let now = Instant::now();
+        assert_eq!(
+            far_or(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = far_or(now, Duration::MAX);
+        assert_eq!(far, now + Duration::from_secs(365 * 24 * 3600));
+    }
+
+    #[test]
+    fn debug_shows_the_generation_and_mode_only() {
+        let tokens = TokenSet::from_stored(json!({"access_token": "at-s3cret"})).unwrap();
+        let cache = TokenCache::new(
+            tokens,
+            Err(RefreshError::NotConfigured("no endpoint in this test")),
+            RefreshMode::On401,
+            60,
+            crate::clock::system(),
+        );
+        assert_eq!(
+            format!("{cache:?}"),
+            "TokenCache { generation: 0, mode: On401, .. }"
+        );
+    }
 }

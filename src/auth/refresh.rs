@@ -27,35 +27,69 @@ use crate::secret::{ClientSecret, RefreshToken};
 pub const TOKEN_RESPONSE_CAP: BodyCap =
     BodyCap::new(1024 * 1024, "for token endpoint responses (fixed)");
 
-/// How often and how patiently a refresh is retried on transient failures.
+/// How long a caller waits out a failing token endpoint when nothing else is set: ten
+/// minutes, long enough for a provider's restart or a short outage, short enough that a
+/// message does not hold its prefetch slot for ever.
+pub const DEFAULT_OUTAGE_WAIT: Duration = Duration::from_secs(600);
+
+/// Env var overriding [`DEFAULT_OUTAGE_WAIT`], in whole seconds.
+pub const OUTAGE_WAIT_ENV: &str = "COMPONENT_TOKEN_OUTAGE_WAIT_S";
+
+/// The backoff schedule a token cache follows while its token endpoint is failing, and how
+/// long a caller waits for it to come back. The cache keeps one schedule per account across
+/// refreshes, so an outage costs a handful of token requests whatever the number of callers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Requests in total, the first included.
-    pub max_attempts: u32,
-    /// The first backoff; each later one doubles.
+    /// How long a caller that needs a new token waits for a failing (5xx, 429, unreachable)
+    /// endpoint to answer before it gets a transient error.
+    pub max_wait: Duration,
+    /// The wait after the first failure; each later one doubles.
     pub initial_backoff: Duration,
-    /// No backoff is longer, whatever `Retry-After` says.
+    /// No wait between two token requests is longer, whatever `Retry-After` says.
     pub max_backoff: Duration,
     /// Time allowed for one request.
     pub request_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
+    /// Waits up to [`DEFAULT_OUTAGE_WAIT`], or `COMPONENT_TOKEN_OUTAGE_WAIT_S` seconds when set;
+    /// backoff from 200 ms doubling to 60 s.
     fn default() -> Self {
         Self {
-            max_attempts: 4,
+            max_wait: outage_wait_from_env(std::env::var(OUTAGE_WAIT_ENV).ok().as_deref()),
             initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
         }
     }
 }
 
+/// The outage wait an env value asks for; a value that is no whole number of seconds is
+/// reported and replaced by the default.
+fn outage_wait_from_env(value: Option<&str>) -> Duration {
+    match value.map(|v| v.trim().parse::<u64>()) {
+        None => DEFAULT_OUTAGE_WAIT,
+        Some(Ok(seconds)) => Duration::from_secs(seconds),
+        Some(Err(_)) => {
+            tracing::warn!(
+                message =
+                    "The token outage wait is not a whole number of seconds; using the default.",
+                variable = OUTAGE_WAIT_ENV,
+                default_s = DEFAULT_OUTAGE_WAIT.as_secs()
+            );
+            DEFAULT_OUTAGE_WAIT
+        }
+    }
+}
+
 impl RetryPolicy {
-    /// The wait before attempt `attempt + 1`: exponential with full jitter in its upper half,
-    /// or the endpoint's `Retry-After` when it asked for longer, capped at `max_backoff`.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exponential = self.initial_backoff.saturating_mul(1 << attempt.min(16));
+    /// The wait after `failures` consecutive failures (1 for the first): exponential with
+    /// full jitter in its upper half, or the endpoint's `Retry-After` when it asked for
+    /// longer, capped at `max_backoff`.
+    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let exponential = self
+            .initial_backoff
+            .saturating_mul(1 << failures.saturating_sub(1).min(16));
         let jittered = exponential.mul_f64(rand::rng().random_range(0.5..=1.0));
         jittered
             .max(retry_after.unwrap_or_default())
@@ -116,55 +150,33 @@ impl TokenEndpoint {
         })
     }
 
-    /// Exchanges the refresh token for a new token response, retrying transient failures.
-    /// Returns the response's fields exactly as received.
-    pub async fn refresh(
+    /// The schedule the account's cache follows while this endpoint is failing.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// One token request as callers outside the cache see it: a transient failure (5xx, 429,
+    /// timeout, network) is [`RefreshError::Unavailable`] after this one attempt. The token
+    /// cache retries on the account's shared schedule instead; this serves tools and tests.
+    pub async fn request_once(
         &self,
         refresh_token: &RefreshToken,
     ) -> Result<Map<String, Value>, RefreshError> {
-        let mut lost_response = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome = crate::telemetry::metrics::get()
-                .time_token_endpoint(self.attempt(refresh_token))
-                .await;
-            let (last, retry_after) = match outcome {
-                Attempt::Done(result) => {
-                    return result.map_err(|error| match error {
-                        RefreshError::ReauthorizationRequired {
-                            error, description, ..
-                        } => RefreshError::ReauthorizationRequired {
-                            error,
-                            description,
-                            after_lost_response: lost_response,
-                        },
-                        other => other,
-                    });
-                }
-                Attempt::Transient {
-                    last,
-                    retry_after,
-                    response_lost,
-                } => {
-                    lost_response |= response_lost;
-                    (last, retry_after)
-                }
-            };
-            if attempt >= self.retry.max_attempts {
-                return Err(RefreshError::Unavailable {
-                    attempts: attempt,
-                    last,
-                    retry_after,
-                });
-            }
-            let wait = self.retry.backoff(attempt - 1, retry_after);
-            tracing::warn!(message = "Token endpoint failed; retrying.", attempt, wait_ms = wait.as_millis() as u64, reason = %last);
-            tokio::time::sleep(wait).await;
+        match self.attempt(refresh_token).await {
+            Attempt::Done(result) => result,
+            Attempt::Transient {
+                last, retry_after, ..
+            } => Err(RefreshError::Unavailable {
+                attempts: 1,
+                last,
+                retry_after,
+            }),
         }
     }
 
-    async fn attempt(&self, refresh_token: &RefreshToken) -> Attempt {
+    /// One token request, no retry: the token cache decides when the next one goes out.
+    /// Returns the response's fields exactly as received.
+    pub(crate) async fn attempt(&self, refresh_token: &RefreshToken) -> Attempt {
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose_secret()),
@@ -250,11 +262,18 @@ impl TokenEndpoint {
     }
 }
 
-enum Attempt {
+/// How one token request ended.
+pub(crate) enum Attempt {
+    /// An answer that settles the refresh: the token response, or a refusal.
     Done(Result<Map<String, Value>, RefreshError>),
+    /// A failure that may pass (5xx, 429, timeout, network).
     Transient {
+        /// What went wrong, for the error and the logs.
         last: String,
+        /// The wait the endpoint asked for.
         retry_after: Option<Duration>,
+        /// The request was sent but its answer never arrived, so it may have rotated the
+        /// refresh token.
         response_lost: bool,
     },
 }
@@ -511,15 +530,31 @@ mod tests {
     #[test]
     fn backoff_grows_honours_retry_after_and_stays_capped() {
         let policy = RetryPolicy::default();
-        assert!(policy.backoff(0, None) <= Duration::from_millis(200));
-        assert!(policy.backoff(3, None) >= Duration::from_millis(800));
+        let first = policy.backoff(1, None);
+        assert!(
+            (Duration::from_millis(100)..=Duration::from_millis(200)).contains(&first),
+            "{first:?}"
+        );
+        let fourth = policy.backoff(4, None);
+        assert!(
+            (Duration::from_millis(800)..=Duration::from_millis(1600)).contains(&fourth),
+            "{fourth:?}"
+        );
+        assert_eq!(policy.backoff(40, None), policy.max_backoff);
         assert_eq!(
-            policy.backoff(0, Some(Duration::from_secs(3))),
+            policy.backoff(1, Some(Duration::from_secs(3))),
             Duration::from_secs(3)
         );
         assert_eq!(
-            policy.backoff(0, Some(Duration::from_secs(3600))),
+            policy.backoff(1, Some(Duration::from_secs(3600))),
             policy.max_backoff
         );
+    }
+
+    #[test]
+    fn the_outage_wait_defaults_to_ten_minutes_and_reads_whole_seconds() {
+        assert_eq!(outage_wait_from_env(None), Duration::from_secs(600));
+        assert_eq!(outage_wait_from_env(Some(" 5 ")), Duration::from_secs(5));
+        assert_eq!(outage_wait_from_env(Some("5m")), DEFAULT_OUTAGE_WAIT);
     }
 }

@@ -297,6 +297,128 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn only_failures_that_may_pass_are_retryable() {
+        let unavailable = AuthError::Refresh(RefreshError::Unavailable {
+            attempts: 3,
+            last: "HTTP 503".into(),
+            retry_after: None,
+        });
+        let refused = reqwest::Client::new()
+            .get("http://127.0.0.1:1/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(unavailable.is_retryable());
+        assert!(AuthError::Transport(refused).is_retryable());
+
+        // An API that hangs up without answering, and one that stalls mid-body.
+        let hangs_up = raw_server(b"").await;
+        let lost = reqwest::get(format!("http://{hangs_up}/"))
+            .await
+            .unwrap_err();
+        assert!(!lost.is_connect() && !lost.is_timeout(), "{lost:?}");
+        assert!(AuthError::Transport(lost).is_retryable());
+        let stalls = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial").await;
+        let stalled = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .get(format!("http://{stalls}/"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap_err();
+        assert!(stalled.is_timeout() && !stalled.is_request(), "{stalled:?}");
+        assert!(AuthError::Transport(stalled).is_retryable());
+
+        let (addr, _) = serve_once("not json").await;
+        let undecodable = reqwest::get(format!("http://{addr}/"))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap_err();
+        let permanent = [
+            AuthError::NoTokenSet,
+            AuthError::NotReplayable,
+            AuthError::InvalidUrl { path: "x".into() },
+            AuthError::Unauthorized { status: 401 },
+            AuthError::Refresh(RefreshError::NoRefreshToken),
+            AuthError::Refresh(RefreshError::NotConfigured("no token_uri")),
+            AuthError::Transport(undecodable),
+        ];
+        for error in permanent {
+            assert!(!error.is_retryable(), "{error:?}");
+        }
+    }
+
+    /// A loopback TCP server that reads a request, writes `answer` and, when that is empty,
+    /// hangs up; otherwise it keeps the connection open without another byte.
+    async fn raw_server(answer: &'static [u8]) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 1024];
+                    let _ = socket.read(&mut request).await;
+                    if answer.is_empty() {
+                        return;
+                    }
+                    let _ = socket.write_all(answer).await;
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A loopback server answering every request with `body`; the second value holds the
+    /// `User-Agent` of the last request.
+    async fn serve_once(
+        body: &'static str,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    ) {
+        let agent = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = agent.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let agent = headers
+                .get(reqwest::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            *seen.lock().unwrap() = agent;
+            async move { body }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (addr, agent)
+    }
+
+    #[tokio::test]
+    async fn the_api_client_names_this_runtime_as_its_user_agent() {
+        let (addr, agent) = serve_once("ok").await;
+        api_http_client()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            agent.lock().unwrap().as_deref(),
+            Some(concat!(
+                "component/",
+                env!("CARGO_PKG_VERSION"),
+                " (elastic.io-model runtime)"
+            ))
+        );
+    }
+
     #[test]
     fn only_bearer_invalid_token_challenges_count() {
         assert!(is_invalid_token_challenge(
@@ -319,6 +441,13 @@ mod tests {
         ));
         assert!(!is_invalid_token_challenge(
             r#"Bearerx error="invalid_token""#
+        ));
+        // Another scheme that merely contains or starts with "bearer" is not Bearer.
+        assert!(!is_invalid_token_challenge(
+            r#"Notbearer error="invalid_token""#
+        ));
+        assert!(!is_invalid_token_challenge(
+            r#"Bearerish, error="invalid_token""#
         ));
     }
 }

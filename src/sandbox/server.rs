@@ -199,6 +199,11 @@ impl Sandbox {
         self.state().token_failures.extend(statuses.iter().copied());
     }
 
+    /// Every token request fails with `status` for the next `duration`: an outage.
+    pub fn fail_token_requests_for(&self, status: u16, duration: Duration) {
+        self.state().token_outage = Some((std::time::Instant::now() + duration, status));
+    }
+
     /// The next API calls fail with these statuses, in order, before any token check.
     pub fn fail_api_calls(&self, statuses: &[u16]) {
         self.state().api_failures.extend(statuses.iter().copied());

@@ -43,6 +43,8 @@ pub(super) struct ProviderState {
     next_id: u64,
     pub token_log: Vec<TokenRequestRecord>,
     pub token_failures: VecDeque<u16>,
+    /// Every token request fails with this status until then.
+    pub token_outage: Option<(Instant, u16)>,
     pub api_failures: VecDeque<u16>,
     pub api_calls: usize,
     pub api_rejections: usize,
@@ -61,6 +63,7 @@ impl ProviderState {
             next_id: 0,
             token_log: Vec::new(),
             token_failures: VecDeque::new(),
+            token_outage: None,
             api_failures: VecDeque::new(),
             api_calls: 0,
             api_rejections: 0,
@@ -158,6 +161,15 @@ impl ProviderState {
         let mut response = self.token_response(grant, new_refresh_token).fields;
         response.remove("expires_at");
         Ok(response)
+    }
+
+    /// The status a scripted failure gives the next token request, if one applies.
+    pub fn token_failure(&mut self) -> Option<u16> {
+        self.token_failures.pop_front().or_else(|| {
+            self.token_outage
+                .filter(|(until, _)| Instant::now() < *until)
+                .map(|(_, status)| status)
+        })
     }
 
     /// Whether the API accepts this access token now.

@@ -40,7 +40,7 @@ async fn token(
     };
     let form_encoded = state.options.form_encoded_responses;
     let outcome: Result<Map<String, Value>, (StatusCode, &str, &str)> =
-        if let Some(status) = state.token_failures.pop_front() {
+        if let Some(status) = state.token_failure() {
             Err((
                 StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 "temporarily_unavailable",

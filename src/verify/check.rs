@@ -43,6 +43,9 @@ pub const ERROR_BODY_CAP: BodyCap = BodyCap::new(
 /// How long a refresh already sent to the token endpoint may still take after the timeout:
 /// the provider may have rotated the refresh token, and the new one exists nowhere else.
 pub const REFRESH_GRACE: Duration = Duration::from_secs(10);
+/// How long the check waits out a failing token endpoint: a user connecting an account
+/// wants an answer, not the worker's patience.
+pub const TOKEN_OUTAGE_WAIT: Duration = Duration::from_secs(2);
 
 /// The reason given when the config holds no token set.
 pub const NO_TOKEN_SET_REASON: &str =
@@ -53,7 +56,8 @@ pub const NO_TOKEN_SET_REASON: &str =
 pub struct VerifyOptions {
     /// The whole check, refresh included, must finish within this.
     pub timeout: Duration,
-    /// Retries of a failing token endpoint (bounded by `timeout` anyway).
+    /// How a failing token endpoint is retried, and for how long (bounded by `timeout`
+    /// anyway).
     pub retry: RetryPolicy,
     /// The clock deciding whether the token set has expired.
     pub clock: Arc<dyn Clock>,
@@ -67,7 +71,10 @@ impl Default for VerifyOptions {
     fn default() -> Self {
         Self {
             timeout: DEFAULT_TIMEOUT,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                max_wait: TOKEN_OUTAGE_WAIT,
+                ..RetryPolicy::default()
+            },
             clock: clock::system(),
             keys_sink: None,
         }

@@ -352,7 +352,7 @@ async fn an_unreachable_token_endpoint_is_not_verified_with_a_reason() {
         "{reason}"
     );
     assert!(
-        reason.ends_with("4 attempts). Try again later; if this persists, check `token_uri`."),
+        reason.ends_with(" attempts). Try again later; if this persists, check `token_uri`."),
         "{reason}"
     );
 }
