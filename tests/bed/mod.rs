@@ -210,6 +210,16 @@ impl Bed {
     /// Waits until `n` messages were published to the events queue, then a little longer to
     /// catch extras; returns them all, in order.
     pub async fn collect(&self, n: usize, timeout: Duration) -> Vec<Delivery> {
+        self.drain_until(timeout, |got| got.len() >= n).await
+    }
+
+    /// Takes events off the events queue until `enough` holds for what was taken and nothing
+    /// more came for 400 ms, or `timeout` passed; returns them all, in order.
+    async fn drain_until(
+        &self,
+        timeout: Duration,
+        mut enough: impl FnMut(&[Delivery]) -> bool,
+    ) -> Vec<Delivery> {
         let deadline = Instant::now() + timeout;
         let mut got = Vec::new();
         let mut quiet_until: Option<Instant> = None;
@@ -223,10 +233,13 @@ impl Bed {
                 .await
                 .unwrap()
             {
-                Some(message) => got.push(message.delivery),
+                Some(message) => {
+                    got.push(message.delivery);
+                    quiet_until = None;
+                }
                 None => {
                     let now = Instant::now();
-                    if got.len() >= n {
+                    if enough(&got) {
                         let until = *quiet_until.get_or_insert(now + Duration::from_millis(400));
                         if now >= until {
                             return got;
@@ -254,42 +267,21 @@ impl Bed {
         timeout: Duration,
         key_of: impl Fn(&Delivery) -> Option<K>,
     ) -> Distinct<K> {
-        let deadline = Instant::now() + timeout;
+        let mut seen = BTreeSet::new();
+        let mut counted = 0;
+        let events = self
+            .drain_until(timeout, |got| {
+                seen.extend(got[counted..].iter().filter_map(&key_of));
+                counted = got.len();
+                expected.is_subset(&seen)
+            })
+            .await;
         let mut distinct = Distinct {
-            events: Vec::new(),
             counts: BTreeMap::new(),
+            events,
         };
-        let mut quiet_until: Option<Instant> = None;
-        loop {
-            match self
-                .channel
-                .basic_get(
-                    self.events.as_str().into(),
-                    BasicGetOptions { no_ack: true },
-                )
-                .await
-                .unwrap()
-            {
-                Some(message) => {
-                    if let Some(key) = key_of(&message.delivery) {
-                        *distinct.counts.entry(key).or_default() += 1;
-                    }
-                    distinct.events.push(message.delivery);
-                    quiet_until = None;
-                }
-                None => {
-                    let now = Instant::now();
-                    if expected.iter().all(|k| distinct.counts.contains_key(k)) {
-                        let until = *quiet_until.get_or_insert(now + Duration::from_millis(400));
-                        if now >= until {
-                            break;
-                        }
-                    } else if now >= deadline {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
+        for key in distinct.events.iter().filter_map(&key_of) {
+            *distinct.counts.entry(key).or_default() += 1;
         }
         let duplicates = distinct.duplicates();
         if !duplicates.is_empty() {
