@@ -1,6 +1,8 @@
 //! The OAuth2 token lifecycle against the loopback sandbox provider: refresh on 401, single
 //! flight, rotation, updateKeys, replay, permanent and transient token-endpoint failures.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -517,10 +519,7 @@ async fn challenge_server() -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    common::serve(app).await
 }
 
 #[tokio::test]
@@ -945,10 +944,7 @@ async fn throttling_token_endpoint() -> (String, Arc<std::sync::Mutex<Vec<std::t
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/token"), arrivals)
+    (format!("{}/token", common::serve(app).await), arrivals)
 }
 
 #[tokio::test]
@@ -1275,10 +1271,7 @@ async fn once_refusing_token_endpoint() -> (String, Arc<std::sync::atomic::Atomi
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/token"), requests)
+    (format!("{}/token", common::serve(app).await), requests)
 }
 
 #[tokio::test]

@@ -14,6 +14,16 @@ use component::sandbox::{GrantState, Sandbox, SandboxOptions};
 use component::step::{Outcome, Step};
 use serde_json::{Value, json};
 
+/// Serves `app` on a fresh loopback port for the rest of the test; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 /// A sandbox with default options.
 pub async fn sandbox() -> Sandbox {
     Sandbox::start(SandboxOptions::default())
