@@ -438,6 +438,23 @@ pub fn redacted(uri: &str) -> String {
     }
 }
 
+/// Fails when `logs` hold any secret of a worker run on this bed with the [`Provider`]'s
+/// tokens: the crypto password, the broker's credentials, the client secret, the tokens.
+pub fn assert_no_secret_in(logs: &str) {
+    for secret in [
+        CRYPTO_PASSWORD,
+        "guest:guest",
+        "client-s3cr3t",
+        "\"at-0",
+        "\"at-1",
+        "Bearer at",
+        "rt-0",
+        "rt-1",
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+}
+
 pub fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())
 }
