@@ -35,6 +35,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use crate::amqp::account_keys::{AccountKeys, AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::connection::{INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 use crate::amqp::consumer::Subscription;
 use crate::amqp::headers::{self, IncomingHeaders};
@@ -131,8 +132,44 @@ pub async fn run(
             return Err(error);
         }
     };
+    let mut shutdown = Box::pin(shutdown);
+    let account_keys = tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        keys = share_account_keys(&settings, &step) => keys,
+    };
     serve(settings, step, snapshot, is_passthrough, shutdown).await;
+    if let Some(keys) = account_keys {
+        keys.close().await;
+    }
     Ok(())
+}
+
+/// When the step has a token set and an `_account`, joins the account's keys on the broker
+/// (retrying until the broker answers): the newest published keys are adopted before the
+/// first message, newer ones as they come, and refreshes take the account's lease.
+async fn share_account_keys(settings: &Settings, step: &Step) -> Option<AccountKeys> {
+    let (Some(cache), Some(account)) = (step.tokens(), step.config().account.clone()) else {
+        return None;
+    };
+    let config = AccountKeysConfig {
+        amqp_uri: settings.amqp_uri.clone(),
+        exchange: settings.keys_exchange.clone(),
+        account,
+        cipher: settings.cipher.clone(),
+        protocol: settings.protocol,
+        lease_wait: DEFAULT_LEASE_WAIT,
+    };
+    let mut delay = INITIAL_RECONNECT_DELAY;
+    loop {
+        match AccountKeys::start(config.clone(), cache.clone()).await {
+            Ok(keys) => return Some(keys),
+            Err(error) => {
+                tracing::warn!(message = "Joining the account's keys failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            }
+        }
+    }
 }
 
 /// Publishes why the worker could not start on the error routing key, as the sailors do, so

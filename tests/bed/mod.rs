@@ -123,6 +123,12 @@ impl Bed {
         bed
     }
 
+    /// This bed's exchange for the account's keys, so that tests sharing an account id
+    /// never adopt each other's keys.
+    pub fn keys_exchange(&self) -> String {
+        format!("test-{}:keys", self.id)
+    }
+
     pub fn key(&self, kind: &str) -> String {
         format!("{}.{kind}", self.id)
     }
@@ -153,6 +159,7 @@ impl Bed {
             ("ELASTICIO_WORKSPACE_ID", "workspace-1".to_owned()),
             ("ELASTICIO_CFG", cfg.to_string()),
             ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "5".to_owned()),
+            ("COMPONENT_KEYS_EXCHANGE", self.keys_exchange()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -341,6 +348,8 @@ impl Bed {
             &self.exchange,
         )
         .await;
+        let keys = self.keys_exchange();
+        broker::delete(&self.channel, &[format!("{keys}.last.account-1")], &keys).await;
         let _ = self.connection.close(200, "done".into()).await;
     }
 }
