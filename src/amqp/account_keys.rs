@@ -58,8 +58,10 @@ pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(30);
 /// An account's last-keys queue unused this long (no process started or refreshed) is
 /// deleted by the broker (`x-expires`), so that deleted accounts leave nothing behind.
 pub const LAST_KEYS_EXPIRES: Duration = Duration::from_secs(90 * 24 * 3600);
-/// How often a process waiting for the lease tries to take it.
-const LEASE_RETRY: Duration = Duration::from_millis(50);
+/// How often a process waiting for the lease tries to take it (newer keys end the wait at
+/// once). Each try that finds it taken costs the broker a channel closed with
+/// `RESOURCE_LOCKED`, which lapin logs as an error.
+const LEASE_RETRY: Duration = Duration::from_millis(200);
 /// The AMQP reply code of a declare refused because another connection owns the queue.
 const RESOURCE_LOCKED: u16 = 405;
 

@@ -349,7 +349,13 @@ impl Bed {
         )
         .await;
         let keys = self.keys_exchange();
-        broker::delete(&self.channel, &[format!("{keys}.last.account-1")], &keys).await;
+        let last = |account: &str| format!("{keys}.last.{account}");
+        broker::delete(
+            &self.channel,
+            &[last("account-1"), last("sandbox-account")],
+            &keys,
+        )
+        .await;
         let _ = self.connection.close(200, "done".into()).await;
     }
 }
