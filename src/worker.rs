@@ -132,23 +132,31 @@ pub async fn run(
             return Err(error);
         }
     };
-    let mut shutdown = Box::pin(shutdown);
-    let account_keys = tokio::select! {
-        () = &mut shutdown => return Ok(()),
-        keys = share_account_keys(&settings, &step) => keys,
-    };
+    let account_keys = share_account_keys(&settings, &step);
     serve(settings, step, snapshot, is_passthrough, shutdown).await;
-    if let Some(keys) = account_keys {
-        keys.close().await;
+    if let Some(joining) = account_keys {
+        if joining.is_finished() {
+            if let Ok(keys) = joining.await {
+                keys.close().await;
+            }
+        } else {
+            joining.abort();
+        }
     }
     Ok(())
 }
 
 /// When the step has a token set and an `_account`, joins the account's keys on the broker
-/// (retrying until the broker answers): the newest published keys are adopted before the
-/// first message, newer ones as they come, and refreshes take the account's lease.
-async fn share_account_keys(settings: &Settings, step: &Step) -> Option<AccountKeys> {
-    let (Some(cache), Some(account)) = (step.tokens(), step.config().account.clone()) else {
+/// in the background (retrying until the broker answers), holding the step's calls until the
+/// newest published keys are adopted; then newer ones are adopted as they come, and
+/// refreshes take the account's lease. The worker's start-up (its health endpoint, its
+/// consumer) is not held up meanwhile.
+fn share_account_keys(
+    settings: &Settings,
+    step: &Step,
+) -> Option<tokio::task::JoinHandle<AccountKeys>> {
+    let (Some(cache), Some(account)) = (step.tokens().cloned(), step.config().account.clone())
+    else {
         return None;
     };
     let config = AccountKeysConfig {
@@ -159,17 +167,23 @@ async fn share_account_keys(settings: &Settings, step: &Step) -> Option<AccountK
         protocol: settings.protocol,
         lease_wait: DEFAULT_LEASE_WAIT,
     };
-    let mut delay = INITIAL_RECONNECT_DELAY;
-    loop {
-        match AccountKeys::start(config.clone(), cache.clone()).await {
-            Ok(keys) => return Some(keys),
-            Err(error) => {
-                tracing::warn!(message = "Joining the account's keys failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    cache.hold_calls();
+    Some(tokio::spawn(async move {
+        let mut delay = INITIAL_RECONNECT_DELAY;
+        loop {
+            match AccountKeys::start(config.clone(), cache.clone()).await {
+                Ok(keys) => {
+                    cache.release_calls();
+                    return keys;
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Joining the account's keys failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
             }
         }
-    }
+    }))
 }
 
 /// Publishes why the worker could not start on the error routing key, as the sailors do, so

@@ -99,6 +99,8 @@ struct Inner {
     publishing: tokio::sync::Mutex<()>,
     /// The account's cross-process single flight, when the process has a broker.
     coordinator: OnceLock<Arc<dyn RefreshCoordinator>>,
+    /// `false` while calls are held: the process has not yet learnt the account's newest keys.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// One account's tokens and the machinery to renew them. Cheap to clone; clones share state.
@@ -153,6 +155,7 @@ impl TokenCache {
                 refreshes: AtomicU64::new(0),
                 publishing: tokio::sync::Mutex::new(()),
                 coordinator: OnceLock::new(),
+                gate: tokio::sync::watch::Sender::new(true),
             }),
         }
     }
@@ -196,6 +199,7 @@ impl TokenCache {
     /// account's shared schedule, up to the policy's `max_wait`; a token that is due but
     /// still valid is used as is while the endpoint fails.
     pub async fn lease_for_call(&self, emitter: &Emitter) -> Result<Lease, RefreshError> {
+        self.pass_gate().await;
         self.republish(Some(emitter)).await?;
         let lease = self.current();
         let now = self.inner.clock.now_unix();
@@ -226,6 +230,7 @@ impl TokenCache {
         rejected: &Lease,
         emitter: &Emitter,
     ) -> Result<Lease, RefreshError> {
+        self.pass_gate().await;
         self.refresh_generation(rejected.generation, emitter, true)
             .await
     }
@@ -248,6 +253,26 @@ impl TokenCache {
     pub async fn flush_unpublished(&self) -> Result<(), RefreshError> {
         self.wait_for_refresh().await;
         self.republish(None).await
+    }
+
+    /// Holds every call until [`Self::release_calls`]: for a process that must learn the
+    /// account's newest keys (from the broker) before its first call, but should not hold up
+    /// the rest of its start-up meanwhile.
+    pub fn hold_calls(&self) {
+        self.inner.gate.send_replace(false);
+    }
+
+    /// Lets the calls held by [`Self::hold_calls`] go.
+    pub fn release_calls(&self) {
+        self.inner.gate.send_replace(true);
+    }
+
+    /// Waits while calls are held; free (one read) otherwise.
+    async fn pass_gate(&self) {
+        if !*self.inner.gate.borrow() {
+            let mut gate = self.inner.gate.subscribe();
+            let _ = gate.wait_for(|open| *open).await;
+        }
     }
 
     /// Makes every later refresh take the account's lease from `coordinator` first, so that
@@ -611,6 +636,32 @@ mod tests {
         );
         let far = far_or(now, Duration::MAX);
         assert_eq!(far, now + Duration::from_secs(365 * 24 * 3600));
+    }
+
+    #[tokio::test]
+    async fn calls_held_until_the_newest_keys_are_known_get_the_adopted_keys() {
+        let tokens = TokenSet::from_stored(json!({"access_token": "at-config"})).unwrap();
+        let cache = TokenCache::new(
+            tokens,
+            Err(RefreshError::NotConfigured("no endpoint in this test")),
+            RefreshMode::On401,
+            60,
+            crate::clock::system(),
+        );
+        let emitter = Emitter::new(Arc::new(crate::emitter::CollectingSink::new()));
+        cache.hold_calls();
+        let held = tokio::spawn({
+            let cache = cache.clone();
+            let emitter = emitter.clone();
+            async move { cache.lease_for_call(&emitter).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!held.is_finished(), "the call waits for the newest keys");
+        cache.adopt(TokenSet::from_stored(json!({"access_token": "at-newest"})).unwrap());
+        cache.release_calls();
+        let lease = held.await.unwrap();
+        assert_eq!(lease.generation, 1);
+        assert_eq!(lease.tokens.access_token().expose_secret(), "at-newest");
     }
 
     #[test]
