@@ -401,6 +401,24 @@ impl Shared {
     }
 }
 
+/// A keys message: the body (the whole token set, encrypted like data) and its headers.
+fn encode(config: &AccountKeysConfig, version: u64, tokens: &TokenSet) -> (Vec<u8>, FieldTable) {
+    // The account's keys on the wire: encrypted, as the updateKeys payload is.
+    let plain = json!({ "oauth": tokens.expose_json() }).to_string();
+    let body = config.cipher.encode(plain.as_bytes(), config.protocol);
+    let mut headers = FieldTable::default();
+    headers.insert(
+        KEYS_VERSION_HEADER.into(),
+        int_value(i64::try_from(version).unwrap_or(i64::MAX)),
+    );
+    headers.insert(
+        PROTOCOL_VERSION.into(),
+        int_value(config.protocol.protocol_version()),
+    );
+    headers.insert("accountId".into(), text_value(&config.account));
+    (body, headers)
+}
+
 /// The token cache's view of the account's lease.
 #[derive(Debug)]
 struct Coordinator(Arc<Shared>);
@@ -501,16 +519,7 @@ impl RefreshLease for BrokerLease {
             version = *known;
         });
         let config = &shared.config;
-        // The account's keys on the wire: encrypted, as the updateKeys payload is.
-        let plain = json!({ "oauth": tokens.expose_json() }).to_string();
-        let body = config.cipher.encode(plain.as_bytes(), config.protocol);
-        let mut headers = FieldTable::default();
-        headers.insert(KEYS_VERSION_HEADER.into(), int_value(version as i64));
-        headers.insert(
-            PROTOCOL_VERSION.into(),
-            int_value(config.protocol.protocol_version()),
-        );
-        headers.insert("accountId".into(), text_value(&config.account));
+        let (body, headers) = encode(config, version, tokens);
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -576,9 +585,8 @@ impl RefreshLease for BrokerLease {
 mod tests {
     use super::*;
 
-    #[test]
-    fn queue_names_carry_the_exchange_and_the_account() {
-        let config = AccountKeysConfig {
+    fn config() -> AccountKeysConfig {
+        AccountKeysConfig {
             amqp_uri: AmqpUri::parse("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap(),
             exchange: "keys-x".to_owned(),
             account: "acc-1".to_owned(),
@@ -586,8 +594,72 @@ mod tests {
                 .unwrap(),
             protocol: Encoding::Raw,
             lease_wait: DEFAULT_LEASE_WAIT,
-        };
+        }
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            config: config(),
+            connection: Mutex::new(None),
+            known: watch::Sender::new(0),
+            local: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn tokens(access_token: &str) -> TokenSet {
+        TokenSet::from_stored(json!({"access_token": access_token, "refresh_token": "rt"})).unwrap()
+    }
+
+    fn cache() -> TokenCache {
+        TokenCache::new(
+            tokens("at-config"),
+            Err(crate::auth::RefreshError::NotConfigured(
+                "no endpoint in this test",
+            )),
+            crate::config::RefreshMode::On401,
+            60,
+            crate::clock::system(),
+        )
+    }
+
+    #[test]
+    fn queue_names_carry_the_exchange_and_the_account() {
+        let config = config();
         assert_eq!(config.lease_queue(), "keys-x.lease.acc-1");
         assert_eq!(config.last_keys_queue(), "keys-x.last.acc-1");
+    }
+
+    #[test]
+    fn keys_on_the_wire_are_encrypted_and_read_back_with_their_version() {
+        let shared = shared();
+        let (body, headers) = encode(&shared.config, 7, &tokens("at-s3cret"));
+        assert!(!String::from_utf8_lossy(&body).contains("at-s3cret"));
+        let (version, read) = shared.decode(&body, Some(&headers)).unwrap();
+        assert_eq!(version, 7);
+        assert_eq!(read.access_token().expose_secret(), "at-s3cret");
+        assert!(shared.decode(b"not keys", Some(&headers)).is_none());
+        assert!(shared.decode(&body, None).is_none(), "no version, no keys");
+    }
+
+    #[test]
+    fn only_newer_keys_are_adopted_never_older_or_the_same_again() {
+        let shared = shared();
+        let cache = cache();
+        assert!(shared.offer(2, tokens("at-2"), &cache));
+        assert!(!shared.offer(1, tokens("at-1"), &cache));
+        assert!(!shared.offer(2, tokens("at-2-again"), &cache));
+        assert_eq!(
+            cache.current().tokens.access_token().expose_secret(),
+            "at-2"
+        );
+        assert_eq!(cache.current().generation, 1);
+        assert!(shared.offer(3, tokens("at-3"), &cache));
+        assert_eq!(
+            cache.current().tokens.access_token().expose_secret(),
+            "at-3"
+        );
+        assert_eq!(*shared.known.borrow(), 3);
+        assert!(!shared.raise(3));
+        assert!(shared.raise(4));
     }
 }
