@@ -179,7 +179,12 @@ async fn three_replicas_a_late_one_and_credential_checks_share_one_token_set_wit
     for worker in workers {
         stop(worker).await;
     }
+    let late = logs(&log_files[3..]);
     let logs = logs(&log_files);
+    assert!(
+        late.contains("The account's last published keys adopted."),
+        "the late replica started from the newest keys, not its config's: {late}"
+    );
 
     assert_eq!(
         refused_token_requests(&sandbox),
