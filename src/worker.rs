@@ -136,7 +136,7 @@ pub async fn run(
     serve(settings, step, snapshot, is_passthrough, shutdown).await;
     if let Some(joining) = account_keys {
         if joining.is_finished() {
-            if let Ok(keys) = joining.await {
+            if let Ok(Some(keys)) = joining.await {
                 keys.close().await;
             }
         } else {
@@ -154,7 +154,7 @@ pub async fn run(
 fn share_account_keys(
     settings: &Settings,
     step: &Step,
-) -> Option<tokio::task::JoinHandle<AccountKeys>> {
+) -> Option<tokio::task::JoinHandle<Option<AccountKeys>>> {
     let (Some(cache), Some(account)) = (step.tokens().cloned(), step.config().account.clone())
     else {
         return None;
@@ -174,7 +174,12 @@ fn share_account_keys(
             match AccountKeys::start(config.clone(), cache.clone()).await {
                 Ok(keys) => {
                     cache.release_calls();
-                    return keys;
+                    return Some(keys);
+                }
+                Err(error) if error.is_permanent() => {
+                    tracing::error!(message = "The broker refuses the account's keys; this process refreshes on its own, and may rotate the other processes' refresh token away.", %error);
+                    cache.release_calls();
+                    return None;
                 }
                 Err(error) => {
                     tracing::warn!(message = "Joining the account's keys failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);

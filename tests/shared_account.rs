@@ -307,3 +307,44 @@ async fn a_replica_killed_while_it_holds_the_lease_mid_refresh_hands_over_to_the
     assert_eq!(sandbox.token_requests(), 1, "{logs}");
     bed.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_refuses_the_account_keys_leaves_the_worker_refreshing_on_its_own() {
+    let sandbox = provider(Duration::from_secs(60), Duration::ZERO).await;
+    let config = request_config(&sandbox, GrantState::ExpiredKnown);
+    let bed = Bed::new().await;
+    // The last-keys queue exists with other arguments: declaring it is refused for good.
+    let last = format!("{}.last.sandbox-account", bed.keys_exchange());
+    bed.channel
+        .queue_declare(
+            last.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    bed.send_numbered(0..5, |n| json!({ "n": n })).await;
+    let (worker, log) = spawn_worker(
+        &bed.vars("request", &config),
+        &format!("{}-refused", bed.id),
+    );
+    let expected: BTreeSet<u64> = (0..5).collect();
+    let data_key = bed.key("data");
+    let outputs = bed
+        .collect_distinct(&expected, Duration::from_secs(15), |d| {
+            echoed_n(d, &data_key)
+        })
+        .await;
+    stop(worker).await;
+    let logs = logs(&[log]);
+    assert_eq!(outputs.missing(&expected), Vec::<u64>::new(), "{logs}");
+    assert_eq!(sandbox.token_requests(), 1, "{logs}");
+    assert!(
+        logs.contains("The broker refuses the account's keys"),
+        "{logs}"
+    );
+    bed.cleanup().await;
+}

@@ -102,6 +102,18 @@ pub enum AccountKeysError {
     Broker(#[from] lapin::Error),
 }
 
+impl AccountKeysError {
+    /// True when trying again cannot help: the broker refused the exchange or a queue
+    /// (no permission, or declared elsewhere with other arguments).
+    pub fn is_permanent(&self) -> bool {
+        let Self::Broker(error) = self;
+        matches!(
+            error.kind(),
+            lapin::ErrorKind::ProtocolError(amqp) if [403, 406, 530].contains(&amqp.get_id())
+        )
+    }
+}
+
 /// This process's part in its account's shared keys: the listener that adopts newer keys,
 /// and the coordinator the token cache takes the lease from. Dropping it stops listening.
 #[derive(Debug)]
