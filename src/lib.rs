@@ -22,6 +22,9 @@
 //! The worker ([`worker::run`]) reads its [`settings`] from the `ELASTICIO_*` environment,
 //! loads the step definition through [`platform`], and drives [`step::Step`] per delivery
 //! over the [`amqp`] transport (read and write connections, consumer, confirming publisher).
+//! Processes sharing an account (replicas, other steps, `verify_credentials`) share its token
+//! set through the broker too: [`amqp::account_keys`] adopts newer keys, reads the newest at
+//! start-up, and hands the token cache a lease around each refresh.
 //!
 //! [`telemetry`] is what an operator watches: Prometheus metrics counted along that path,
 //! the liveness and readiness behind `/healthz` and `/readyz`, and the log line formats.

@@ -211,6 +211,9 @@ pub struct Settings {
     /// before the settings, to log from the start; it is here so that a typo is listed with
     /// the other problems.
     pub log_format: LogFormat,
+    /// `COMPONENT_KEYS_EXCHANGE`: where the account's keys travel between the processes that
+    /// share it (see [`crate::amqp::account_keys`]).
+    pub keys_exchange: String,
     /// Problems that do not stop start-up (missing identity values), to be logged.
     pub warnings: Vec<String>,
 }
@@ -297,6 +300,13 @@ impl Reader {
             }
         }
     }
+    /// `COMPONENT_KEYS_EXCHANGE`, or its default.
+    fn keys_exchange(&self) -> String {
+        self.get("COMPONENT_KEYS_EXCHANGE")
+            .unwrap_or(crate::amqp::account_keys::DEFAULT_KEYS_EXCHANGE)
+            .to_owned()
+    }
+
     /// `COMPONENT_METRICS_ADDR`: an IP and port, or a name that resolves (`localhost:9090`).
     fn metrics_addr(&mut self) -> Option<SocketAddr> {
         let text = self.get("COMPONENT_METRICS_ADDR")?.trim().to_owned();
@@ -423,6 +433,8 @@ pub struct KeysSettings {
     pub publish_retry: PublishRetry,
     /// `ELASTICIO_AMQP_PERSISTENT_MESSAGES`.
     pub persistent_messages: bool,
+    /// `COMPONENT_KEYS_EXCHANGE`, as for the worker.
+    pub keys_exchange: String,
 }
 
 /// Publish retries of `verify_credentials` when `ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS` is
@@ -451,6 +463,7 @@ impl KeysSettings {
         let identity = r.identities();
         let publish_retry = r.publish_retry(Some(DEFAULT_KEYS_PUBLISH_RETRY_ATTEMPTS));
         let persistent_messages = r.flag("ELASTICIO_AMQP_PERSISTENT_MESSAGES");
+        let keys_exchange = r.keys_exchange();
         match (amqp_uri, cipher) {
             (Some(amqp_uri), Some(cipher)) if r.problems.is_empty() => Ok(Some(Self {
                 amqp_uri,
@@ -461,6 +474,7 @@ impl KeysSettings {
                 identity,
                 publish_retry,
                 persistent_messages,
+                keys_exchange,
             })),
             _ => Err(SettingsError {
                 problems: r.problems,
@@ -520,6 +534,7 @@ impl Settings {
             1,
         ));
         let log_format = r.log_format();
+        let keys_exchange = r.keys_exchange();
         match (amqp_uri, cipher, step_source) {
             (Some(amqp_uri), Some(cipher), Some(step_source)) if r.problems.is_empty() => {
                 Ok(Self {
@@ -547,6 +562,7 @@ impl Settings {
                     metrics_addr,
                     stuck_delivery_timeout,
                     log_format,
+                    keys_exchange,
                     warnings: r.warnings,
                 })
             }

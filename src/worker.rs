@@ -35,6 +35,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use crate::amqp::account_keys::{AccountKeys, AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::connection::{INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 use crate::amqp::consumer::Subscription;
 use crate::amqp::headers::{self, IncomingHeaders};
@@ -131,8 +132,63 @@ pub async fn run(
             return Err(error);
         }
     };
+    let account_keys = share_account_keys(&settings, &step);
     serve(settings, step, snapshot, is_passthrough, shutdown).await;
+    if let Some(joining) = account_keys {
+        if joining.is_finished() {
+            if let Ok(Some(keys)) = joining.await {
+                keys.close().await;
+            }
+        } else {
+            joining.abort();
+        }
+    }
     Ok(())
+}
+
+/// When the step has a token set and an `_account`, joins the account's keys on the broker
+/// in the background (retrying until the broker answers), holding the step's calls until the
+/// newest published keys are adopted; then newer ones are adopted as they come, and
+/// refreshes take the account's lease. The worker's start-up (its health endpoint, its
+/// consumer) is not held up meanwhile.
+fn share_account_keys(
+    settings: &Settings,
+    step: &Step,
+) -> Option<tokio::task::JoinHandle<Option<AccountKeys>>> {
+    let (Some(cache), Some(account)) = (step.tokens().cloned(), step.config().account.clone())
+    else {
+        return None;
+    };
+    let config = AccountKeysConfig {
+        amqp_uri: settings.amqp_uri.clone(),
+        exchange: settings.keys_exchange.clone(),
+        account,
+        cipher: settings.cipher.clone(),
+        protocol: settings.protocol,
+        lease_wait: DEFAULT_LEASE_WAIT,
+    };
+    cache.hold_calls();
+    Some(tokio::spawn(async move {
+        let mut delay = INITIAL_RECONNECT_DELAY;
+        loop {
+            match AccountKeys::start(config.clone(), cache.clone()).await {
+                Ok(keys) => {
+                    cache.release_calls();
+                    return Some(keys);
+                }
+                Err(error) if error.is_permanent() => {
+                    tracing::error!(message = "The broker refuses the account's keys; this process refreshes on its own, and may rotate the other processes' refresh token away.", %error);
+                    cache.release_calls();
+                    return None;
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Joining the account's keys failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
+            }
+        }
+    }))
 }
 
 /// Publishes why the worker could not start on the error routing key, as the sailors do, so

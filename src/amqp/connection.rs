@@ -23,6 +23,8 @@ pub enum Role {
     Read,
     /// The publisher's connection.
     Write,
+    /// The connection of the account's keys: lease, adoption, last keys.
+    Keys,
 }
 
 impl Role {
@@ -30,6 +32,7 @@ impl Role {
         match self {
             Self::Read => "read",
             Self::Write => "write",
+            Self::Keys => "keys",
         }
     }
 }

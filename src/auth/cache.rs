@@ -13,9 +13,14 @@
 //! `max_wait`; the wait is the caller's, so dropping its future ends it. Keys are published
 //! one generation at a time, in order; keys whose publish failed are re-sent before the next
 //! call, or by [`TokenCache::flush_unpublished`] when the process stops.
+//!
+//! Across processes that share the account, a [`RefreshCoordinator`] (set with
+//! [`TokenCache::coordinate_with`]) extends the single flight: the refresh task takes the
+//! account's lease before its token request, re-checks under it whether newer keys were
+//! adopted meanwhile, and publishes the new keys through the lease before releasing it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -24,6 +29,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::coordination::{Coordination, RefreshCoordinator, RefreshLease};
 use super::error::RefreshError;
 use super::refresh::{Attempt, RetryPolicy, TokenEndpoint};
 use super::token::TokenSet;
@@ -91,6 +97,10 @@ struct Inner {
     /// Held while `updateKeys` is published, so that keys go out one at a time and in
     /// generation order: a late re-send of one generation can never follow the next.
     publishing: tokio::sync::Mutex<()>,
+    /// The account's cross-process single flight, when the process has a broker.
+    coordinator: OnceLock<Arc<dyn RefreshCoordinator>>,
+    /// `false` while calls are held: the process has not yet learnt the account's newest keys.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// One account's tokens and the machinery to renew them. Cheap to clone; clones share state.
@@ -144,6 +154,8 @@ impl TokenCache {
                 mode,
                 refreshes: AtomicU64::new(0),
                 publishing: tokio::sync::Mutex::new(()),
+                coordinator: OnceLock::new(),
+                gate: tokio::sync::watch::Sender::new(true),
             }),
         }
     }
@@ -187,6 +199,7 @@ impl TokenCache {
     /// account's shared schedule, up to the policy's `max_wait`; a token that is due but
     /// still valid is used as is while the endpoint fails.
     pub async fn lease_for_call(&self, emitter: &Emitter) -> Result<Lease, RefreshError> {
+        self.pass_gate().await;
         self.republish(Some(emitter)).await?;
         let lease = self.current();
         let now = self.inner.clock.now_unix();
@@ -217,6 +230,7 @@ impl TokenCache {
         rejected: &Lease,
         emitter: &Emitter,
     ) -> Result<Lease, RefreshError> {
+        self.pass_gate().await;
         self.refresh_generation(rejected.generation, emitter, true)
             .await
     }
@@ -239,6 +253,33 @@ impl TokenCache {
     pub async fn flush_unpublished(&self) -> Result<(), RefreshError> {
         self.wait_for_refresh().await;
         self.republish(None).await
+    }
+
+    /// Holds every call until [`Self::release_calls`]: for a process that must learn the
+    /// account's newest keys (from the broker) before its first call, but should not hold up
+    /// the rest of its start-up meanwhile.
+    pub fn hold_calls(&self) {
+        self.inner.gate.send_replace(false);
+    }
+
+    /// Lets the calls held by [`Self::hold_calls`] go.
+    pub fn release_calls(&self) {
+        self.inner.gate.send_replace(true);
+    }
+
+    /// Waits while calls are held; free (one read) otherwise.
+    async fn pass_gate(&self) {
+        if !*self.inner.gate.borrow() {
+            let mut gate = self.inner.gate.subscribe();
+            let _ = gate.wait_for(|open| *open).await;
+        }
+    }
+
+    /// Makes every later refresh take the account's lease from `coordinator` first, so that
+    /// processes sharing the account refresh one at a time. `false` when the cache already
+    /// has a coordinator (it keeps that one).
+    pub fn coordinate_with(&self, coordinator: Arc<dyn RefreshCoordinator>) -> bool {
+        self.inner.coordinator.set(coordinator).is_ok()
     }
 
     /// Adopts a token set refreshed elsewhere (another replica of the step).
@@ -339,13 +380,61 @@ impl TokenCache {
         let span = tracing::info_span!("token_refresh", generation = old.generation);
         let task = tokio::spawn(
             async move {
+                let lease = match cache.inner.coordinator.get().cloned() {
+                    None => None,
+                    Some(coordinator) => match coordinator.acquire().await {
+                        Ok(Coordination::Lease(lease)) => {
+                            // Re-check under the lease: keys adopted while it was being
+                            // taken hold a newer refresh token than `old`.
+                            if cache.current().generation != old.generation {
+                                lease.release().await;
+                                return cache.settle_without_refresh();
+                            }
+                            Some(lease)
+                        }
+                        Ok(Coordination::Newer(tokens)) => {
+                            cache.adopt(tokens);
+                            return cache.settle_without_refresh();
+                        }
+                        Ok(Coordination::Superseded) => return cache.settle_without_refresh(),
+                        Err(last) => {
+                            let attempt = Attempt::Transient {
+                                last: format!("the account's refresh lease: {last}"),
+                                retry_after: None,
+                                response_lost: false,
+                            };
+                            let sent_at = cache.inner.clock.now_unix();
+                            return cache
+                                .finish_refresh(
+                                    old,
+                                    sent_at,
+                                    attempt,
+                                    endpoint.retry(),
+                                    &emitter,
+                                    None,
+                                )
+                                .await;
+                        }
+                    },
+                };
                 let sent_at = cache.inner.clock.now_unix();
                 let attempt = crate::telemetry::metrics::get()
                     .time_token_endpoint(endpoint.attempt(&refresh_token))
                     .await;
-                cache
-                    .finish_refresh(old, sent_at, attempt, endpoint.retry(), &emitter)
-                    .await
+                let outcome = cache
+                    .finish_refresh(
+                        old,
+                        sent_at,
+                        attempt,
+                        endpoint.retry(),
+                        &emitter,
+                        lease.as_deref(),
+                    )
+                    .await;
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                outcome
             }
             .instrument(span),
         );
@@ -361,6 +450,18 @@ impl TokenCache {
             .shared())
     }
 
+    /// Ends a refresh that another process's keys made unnecessary: the adopted token set
+    /// is the outcome.
+    fn settle_without_refresh(&self) -> Result<Lease, RefreshError> {
+        let mut state = self.lock();
+        state.in_flight = None;
+        tracing::info!(
+            message = "Keys refreshed by another process adopted instead of refreshing.",
+            generation = state.current.generation
+        );
+        Ok(state.current.clone())
+    }
+
     /// Ends the token request of `old`'s generation. A transient failure moves the shared
     /// schedule on. New keys are published while the refresh is still in flight and before
     /// the new token set is current, so that no caller can see the new token set with its
@@ -372,6 +473,7 @@ impl TokenCache {
         attempt: Attempt,
         retry: &RetryPolicy,
         emitter: &Emitter,
+        lease: Option<&dyn RefreshLease>,
     ) -> Result<Lease, RefreshError> {
         let outcome = match attempt {
             Attempt::Done(result) => result.and_then(|fields| {
@@ -438,6 +540,10 @@ impl TokenCache {
             }
         };
         self.inner.refreshes.fetch_add(1, Ordering::SeqCst);
+        // The account's other processes wait for these keys while the lease is held.
+        if let Some(lease) = lease {
+            lease.publish(&tokens).await;
+        }
         let publishing = self.inner.publishing.lock().await;
         let published = publish_keys(&tokens, emitter).await;
         let lease = {
@@ -530,6 +636,32 @@ mod tests {
         );
         let far = far_or(now, Duration::MAX);
         assert_eq!(far, now + Duration::from_secs(365 * 24 * 3600));
+    }
+
+    #[tokio::test]
+    async fn calls_held_until_the_newest_keys_are_known_get_the_adopted_keys() {
+        let tokens = TokenSet::from_stored(json!({"access_token": "at-config"})).unwrap();
+        let cache = TokenCache::new(
+            tokens,
+            Err(RefreshError::NotConfigured("no endpoint in this test")),
+            RefreshMode::On401,
+            60,
+            crate::clock::system(),
+        );
+        let emitter = Emitter::new(Arc::new(crate::emitter::CollectingSink::new()));
+        cache.hold_calls();
+        let held = tokio::spawn({
+            let cache = cache.clone();
+            let emitter = emitter.clone();
+            async move { cache.lease_for_call(&emitter).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!held.is_finished(), "the call waits for the newest keys");
+        cache.adopt(TokenSet::from_stored(json!({"access_token": "at-newest"})).unwrap());
+        cache.release_calls();
+        let lease = held.await.unwrap();
+        assert_eq!(lease.generation, 1);
+        assert_eq!(lease.tokens.access_token().expose_secret(), "at-newest");
     }
 
     #[test]

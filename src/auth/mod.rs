@@ -2,11 +2,13 @@
 //! makes one refresh serve every caller.
 
 pub mod cache;
+pub mod coordination;
 pub mod error;
 pub mod refresh;
 pub mod token;
 
 pub use cache::{Lease, TokenCache};
+pub use coordination::{Coordination, RefreshCoordinator, RefreshLease};
 pub use error::RefreshError;
 pub use refresh::{RetryPolicy, TokenEndpoint};
 pub use token::TokenSet;

@@ -16,6 +16,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::amqp::account_keys::{AccountKeys, AccountKeysConfig};
 use crate::auth::{RefreshError, RetryPolicy, TokenCache};
 use crate::clock::{self, Clock};
 use crate::config::{RefreshMode, StepConfig};
@@ -65,6 +66,10 @@ pub struct VerifyOptions {
     /// when the `ELASTICIO_AMQP_*` variables are set. A failure to publish there makes the
     /// answer "not verified", since the platform would not learn the rotated keys.
     pub keys_sink: Option<Arc<dyn EventSink>>,
+    /// The account's keys on the broker, when the AMQP variables are set: the check starts
+    /// from the newest keys any process published, and a refresh takes the account's lease
+    /// and publishes to the others, so that a check never rotates the workers' keys away.
+    pub account_keys: Option<AccountKeysConfig>,
 }
 
 impl Default for VerifyOptions {
@@ -77,6 +82,7 @@ impl Default for VerifyOptions {
             },
             clock: clock::system(),
             keys_sink: None,
+            account_keys: None,
         }
     }
 }
@@ -87,6 +93,7 @@ impl std::fmt::Debug for VerifyOptions {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("keys_sink", &self.keys_sink.is_some())
+            .field("account_keys", &self.account_keys.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +108,12 @@ impl VerifyOptions {
     /// The same options, also sending refreshed keys to `sink`.
     pub fn with_keys_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.keys_sink = Some(sink);
+        self
+    }
+
+    /// The same options, sharing the account's keys on the broker.
+    pub fn with_account_keys(mut self, config: AccountKeysConfig) -> Self {
+        self.account_keys = Some(config);
         self
     }
 }
@@ -211,6 +224,42 @@ pub async fn verify_credentials(config: &StepConfig, options: &VerifyOptions) ->
     else {
         return Verification::not_verified(NO_TOKEN_SET_REASON);
     };
+    let shared = match &options.account_keys {
+        None => None,
+        Some(keys) => {
+            let started = tokio::time::timeout(
+                options.timeout,
+                AccountKeys::start(keys.clone(), cache.clone()),
+            )
+            .await;
+            match started {
+                Ok(Ok(shared)) => Some(shared),
+                Ok(Err(error)) => {
+                    tracing::warn!(message = "The account's keys on the broker are not available; checking with the config's.", %error);
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        message = "The account's keys on the broker did not answer in time; checking with the config's."
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let verification = check_with(config, options, cache).await;
+    if let Some(shared) = shared {
+        shared.close().await;
+    }
+    verification
+}
+
+/// The check itself, with the account's token cache.
+async fn check_with(
+    config: &StepConfig,
+    options: &VerifyOptions,
+    cache: TokenCache,
+) -> Verification {
     let collected = CollectingSink::new();
     let emitter = Emitter::new(Arc::new(KeysSink {
         collected: collected.clone(),

@@ -123,6 +123,12 @@ impl Bed {
         bed
     }
 
+    /// This bed's exchange for the account's keys, so that tests sharing an account id
+    /// never adopt each other's keys.
+    pub fn keys_exchange(&self) -> String {
+        format!("test-{}:keys", self.id)
+    }
+
     pub fn key(&self, kind: &str) -> String {
         format!("{}.{kind}", self.id)
     }
@@ -153,6 +159,7 @@ impl Bed {
             ("ELASTICIO_WORKSPACE_ID", "workspace-1".to_owned()),
             ("ELASTICIO_CFG", cfg.to_string()),
             ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "5".to_owned()),
+            ("COMPONENT_KEYS_EXCHANGE", self.keys_exchange()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -331,6 +338,14 @@ impl Bed {
             &self.channel,
             &[self.input.clone(), self.events.clone()],
             &self.exchange,
+        )
+        .await;
+        let keys = self.keys_exchange();
+        let last = |account: &str| format!("{keys}.last.{account}");
+        broker::delete(
+            &self.channel,
+            &[last("account-1"), last("sandbox-account")],
+            &keys,
         )
         .await;
         let _ = self.connection.close(200, "done".into()).await;

@@ -398,6 +398,8 @@ pub fn step_env(flow: &Flow, api: &PlatformApi, spec: &StepSpec<'_>) -> Vec<(Str
             CRYPTO_PASSWORD.to_owned(),
         ),
         ("ELASTICIO_MESSAGE_CRYPTO_IV", CRYPTO_IV.to_owned()),
+        // The flow's own keys exchange: flows of parallel tests share an account id.
+        ("COMPONENT_KEYS_EXCHANGE", format!("{}.keys", flow.exchange)),
         ("ELASTICIO_FUNCTION", spec.function.to_owned()),
         ("ELASTICIO_FLOW_ID", flow.flow_id.clone()),
         ("ELASTICIO_EXEC_ID", "exec-1".to_owned()),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use component::amqp::account_keys::{AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use component::amqp::keys::KeysPublisher;
 use component::settings::KeysSettings;
 use component::verify::{
@@ -109,16 +110,30 @@ async fn main() -> ExitCode {
     };
 
     // With the ELASTICIO_AMQP_* variables set, refreshed keys also go out as `updateKeys`.
-    let keys_publisher = match KeysSettings::from_env() {
-        Ok(settings) => settings.map(|s| Arc::new(KeysPublisher::new(s, config.account.clone()))),
+    let keys_settings = match KeysSettings::from_env() {
+        Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
+    let keys_publisher = keys_settings
+        .clone()
+        .map(|s| Arc::new(KeysPublisher::new(s, config.account.clone())));
     let mut options = VerifyOptions::default().with_timeout(timeout);
     if let Some(publisher) = &keys_publisher {
         options = options.with_keys_sink(publisher.clone());
+    }
+    // With an account too, the check shares the account's keys with its other processes.
+    if let (Some(settings), Some(account)) = (keys_settings, config.account.clone()) {
+        options = options.with_account_keys(AccountKeysConfig {
+            amqp_uri: settings.amqp_uri,
+            exchange: settings.keys_exchange,
+            account,
+            cipher: settings.cipher,
+            protocol: settings.protocol,
+            lease_wait: timeout.min(DEFAULT_LEASE_WAIT),
+        });
     }
     let verification = verify_credentials(&config, &options).await;
     println!("{}", verification.to_json());

@@ -94,6 +94,7 @@ async fn a_refresh_during_the_check_is_published_as_one_update_keys_message() {
         ("ELASTICIO_MESSAGE_CRYPTO_IV", IV.to_owned()),
         ("ELASTICIO_PROTOCOL_VERSION", "2".to_owned()),
         ("ELASTICIO_WORKSPACE_ID", "workspace-9".to_owned()),
+        ("COMPONENT_KEYS_EXCHANGE", format!("{prefix}:account-keys")),
     ];
     let run = verify(&config, &env).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -140,6 +141,37 @@ async fn a_refresh_during_the_check_is_published_as_one_update_keys_message() {
         !run.stderr.contains(PASSWORD),
         "the crypto password stays out of the logs"
     );
+
+    // The account's other processes get the same keys, versioned, from the last-keys queue.
+    let last_keys = format!("{prefix}:account-keys.last.sandbox-account");
+    let last = channel
+        .basic_get(last_keys.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the account's last keys")
+        .delivery;
+    let last_headers = last.properties.headers().clone().unwrap();
+    assert_eq!(
+        last_headers
+            .inner()
+            .get("keysVersion")
+            .and_then(component::amqp::headers::int_of),
+        Some(1)
+    );
+    let shared: Value =
+        serde_json::from_slice(&cipher.decode(&last.data, Encoding::Raw).unwrap()).unwrap();
+    assert_eq!(shared, answer["updatedKeys"]);
+    channel
+        .queue_delete(last_keys.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    channel
+        .exchange_delete(
+            format!("{prefix}:account-keys").as_str().into(),
+            ExchangeDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
 
     channel
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
