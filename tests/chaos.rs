@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bed::{Bed, Distinct, Provider, decrypt, decrypt_field, request_config, routing_keys};
 use lapin::message::Delivery;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// How big a run is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,17 +76,7 @@ struct WorkerProcess {
 impl WorkerProcess {
     fn spawn(vars: &[(String, String)], logs: &Path, name: &str) -> Self {
         let log = logs.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_component"))
-            .arg("worker")
-            .env_clear()
-            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("LOG_LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the component binary starts");
+        let child = bed::spawn_worker_logging_to(vars, &log);
         Self { child, log }
     }
 

@@ -6,7 +6,6 @@
 mod bed;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bed::{Bed, decrypt, header_text};
@@ -20,7 +19,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(2);
 
@@ -47,17 +46,7 @@ fn request_config(sandbox: &Sandbox, grant: GrantState) -> Value {
 /// Runs `component worker` with `vars`; its log lines go to a file of their own.
 fn spawn_worker(vars: &[(String, String)], name: &str) -> (Child, std::path::PathBuf) {
     let log = std::env::temp_dir().join(format!("shared-account-{name}.log"));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_component"))
-        .arg("worker")
-        .env_clear()
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(file))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the component binary starts");
+    let child = bed::spawn_worker_logging_to(vars, &log);
     (child, log)
 }
 

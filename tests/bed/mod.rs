@@ -7,6 +7,7 @@
 mod broker;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -451,6 +453,22 @@ pub fn redacted(uri: &str) -> String {
         }
         Err(_) => "(unparsable URI)".to_owned(),
     }
+}
+
+/// Starts `component worker` with exactly `vars` (and `LOG_LEVEL=info`), its log lines going
+/// to the file `log` rather than a pipe, which a long run would fill.
+pub fn spawn_worker_logging_to(vars: &[(String, String)], log: &std::path::Path) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_component"))
+        .arg("worker")
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the component binary starts")
 }
 
 /// Fails when `logs` hold any secret of a worker run on this bed with the [`Provider`]'s
