@@ -638,16 +638,20 @@ mod tests {
         assert_eq!(far, now + Duration::from_secs(365 * 24 * 3600));
     }
 
-    #[tokio::test]
-    async fn calls_held_until_the_newest_keys_are_known_get_the_adopted_keys() {
-        let tokens = TokenSet::from_stored(json!({"access_token": "at-config"})).unwrap();
-        let cache = TokenCache::new(
-            tokens,
+    /// A cache over the access token `access_token` that cannot refresh.
+    fn cache_without_endpoint(access_token: &str) -> TokenCache {
+        TokenCache::new(
+            TokenSet::from_stored(json!({ "access_token": access_token })).unwrap(),
             Err(RefreshError::NotConfigured("no endpoint in this test")),
             RefreshMode::On401,
             60,
             crate::clock::system(),
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn calls_held_until_the_newest_keys_are_known_get_the_adopted_keys() {
+        let cache = cache_without_endpoint("at-config");
         let emitter = Emitter::new(Arc::new(crate::emitter::CollectingSink::new()));
         cache.hold_calls();
         let held = tokio::spawn({
@@ -666,14 +670,7 @@ mod tests {
 
     #[test]
     fn debug_shows_the_generation_and_mode_only() {
-        let tokens = TokenSet::from_stored(json!({"access_token": "at-s3cret"})).unwrap();
-        let cache = TokenCache::new(
-            tokens,
-            Err(RefreshError::NotConfigured("no endpoint in this test")),
-            RefreshMode::On401,
-            60,
-            crate::clock::system(),
-        );
+        let cache = cache_without_endpoint("at-s3cret");
         assert_eq!(
             format!("{cache:?}"),
             "TokenCache { generation: 0, mode: On401, .. }"
