@@ -107,6 +107,7 @@ pub async fn load(
             base_uri,
             username,
             key,
+            retry,
         } => {
             let url = format!(
                 "{}/v1/tasks/{}/steps/{}",
@@ -114,18 +115,38 @@ pub async fn load(
                 identity.flow_id,
                 identity.step_id
             );
-            let response = reqwest::Client::new()
-                .get(&url)
-                .basic_auth(username, Some(key.expose_secret()))
-                .header("Accept", "application/json")
-                .timeout(std::time::Duration::from_secs(15))
-                .send()
-                .await
-                .map_err(|error| StepSourceError::Api(error.without_url().to_string()))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(StepSourceError::Api(format!("HTTP {status}")));
-            }
+            let client = reqwest::Client::new();
+            let mut attempt = 1;
+            let response = loop {
+                let sent = client
+                    .get(&url)
+                    .basic_auth(username, Some(key.expose_secret()))
+                    .header("Accept", "application/json")
+                    .timeout(std::time::Duration::from_secs(15))
+                    .send()
+                    .await;
+                let failure = match sent {
+                    Ok(response) if response.status().is_success() => break response,
+                    Ok(response) if !response.status().is_server_error() => {
+                        return Err(StepSourceError::Api(format!("HTTP {}", response.status())));
+                    }
+                    Ok(response) => format!("HTTP {}", response.status()),
+                    Err(error) => error.without_url().to_string(),
+                };
+                if attempt >= retry.attempts {
+                    return Err(StepSourceError::Api(format!(
+                        "{failure} (after {attempt} attempt(s))"
+                    )));
+                }
+                tracing::warn!(
+                    message = "The platform API step endpoint failed; retrying.",
+                    attempt,
+                    error = %failure,
+                    retry_in_ms = retry.delay.as_millis() as u64
+                );
+                tokio::time::sleep(retry.delay).await;
+                attempt += 1;
+            };
             let body = read_capped(response, STEP_DEFINITION_CAP)
                 .await
                 .map_err(|error| StepSourceError::Api(error.to_string()))?;
@@ -151,10 +172,113 @@ pub async fn load(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
     use super::*;
     use crate::secret::Password;
+    use crate::settings::ApiRetry;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
     use axum::routing::get;
     use serde_json::json;
+
+    /// Serves the step endpoint, answering each request with the next of `statuses` (the last
+    /// one for every request after), a step definition when it is 200; counts the requests.
+    async fn platform_api(statuses: Vec<u16>) -> (String, Arc<AtomicU32>) {
+        let requests = Arc::new(AtomicU32::new(0));
+        let counter = requests.clone();
+        let app = axum::Router::new().route(
+            "/v1/tasks/{flow}/steps/{step}",
+            get(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+                let status = statuses[n.min(statuses.len() - 1)];
+                async move {
+                    match status {
+                        200 => axum::Json(json!({"config": {"_account": "acc"}})).into_response(),
+                        other => StatusCode::from_u16(other).unwrap().into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), requests)
+    }
+
+    fn api_source(base_uri: String, attempts: u32) -> StepSource {
+        StepSource::Api {
+            base_uri,
+            username: "u".into(),
+            key: Password::new("k"),
+            retry: ApiRetry {
+                attempts,
+                delay: Duration::from_millis(10),
+            },
+        }
+    }
+
+    fn step_identity() -> Identity {
+        Identity {
+            flow_id: "f1".into(),
+            step_id: "step_1".into(),
+            ..Identity::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_platform_api_failing_with_5xx_is_asked_again_until_it_answers() {
+        let (base, requests) = platform_api(vec![503, 500, 200]).await;
+        let step = load(&api_source(base, 3), &step_identity()).await.unwrap();
+        assert_eq!(step.config.account.as_deref(), Some("acc"));
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_platform_api_still_failing_after_the_attempts_is_an_error_naming_them() {
+        let (base, requests) = platform_api(vec![502]).await;
+        let error = load(&api_source(base, 2), &step_identity())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the platform API step endpoint failed: HTTP 502 Bad Gateway (after 2 attempt(s))"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_platform_api_refusing_the_request_is_not_asked_again() {
+        let (base, requests) = platform_api(vec![404, 200]).await;
+        let error = load(&api_source(base, 3), &step_identity())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the platform API step endpoint failed: HTTP 404 Not Found"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_platform_api_is_tried_the_configured_number_of_times() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let error = load(
+            &api_source(format!("http://{closed}"), 2),
+            &Identity::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().ends_with("(after 2 attempt(s))"),
+            "{error}"
+        );
+    }
 
     #[tokio::test]
     async fn inline_config_is_parsed_with_an_empty_snapshot() {
@@ -195,11 +319,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let source = StepSource::Api {
-            base_uri: format!("http://{addr}/"),
-            username: "u".into(),
-            key: Password::new("k"),
-        };
+        let source = api_source(format!("http://{addr}/"), 1);
         let identity = Identity {
             flow_id: "f1".into(),
             step_id: "step_1".into(),

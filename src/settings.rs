@@ -28,6 +28,12 @@ pub const DEFAULT_OUTGOING_MESSAGE_SIZE_LIMIT: usize = 10 * 1024 * 1024;
 pub const DEFAULT_PUBLISH_RETRY_DELAY_MS: u64 = 100;
 /// Default `ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY`, in milliseconds (5 minutes).
 pub const DEFAULT_PUBLISH_MAX_RETRY_DELAY_MS: u64 = 300_000;
+/// Requests to the platform API, the first included, while it fails with 5xx or a network
+/// error: what sailor-nodejs in effect does (its REST client's default, since it drops the
+/// settings it is given).
+pub const DEFAULT_API_REQUEST_RETRY_ATTEMPTS: u32 = 3;
+/// Milliseconds between two requests to a failing platform API (sailor-nodejs' REST client).
+pub const DEFAULT_API_REQUEST_RETRY_DELAY_MS: u64 = 1_000;
 /// Seconds from SIGTERM to exit, whatever the broker and the API do (sailor-jvm's 30 s,
 /// within Kubernetes' default grace period).
 pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 30;
@@ -118,7 +124,19 @@ pub enum StepSource {
         username: String,
         /// `ELASTICIO_API_KEY`.
         key: Password,
+        /// `ELASTICIO_API_REQUEST_RETRY_ATTEMPTS` and `_DELAY`.
+        retry: ApiRetry,
     },
+}
+
+/// How patiently the platform API is asked: `attempts` requests at most, `delay` apart, while
+/// it answers 5xx or cannot be reached; any other failure is final at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiRetry {
+    /// Requests in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The wait between two requests.
+    pub delay: Duration,
 }
 
 impl std::fmt::Debug for StepSource {
@@ -589,6 +607,18 @@ impl Settings {
                 base_uri,
                 username,
                 key,
+                retry: ApiRetry {
+                    attempts: r.number(
+                        "ELASTICIO_API_REQUEST_RETRY_ATTEMPTS",
+                        DEFAULT_API_REQUEST_RETRY_ATTEMPTS,
+                        1,
+                    ),
+                    delay: Duration::from_millis(r.number(
+                        "ELASTICIO_API_REQUEST_RETRY_DELAY",
+                        DEFAULT_API_REQUEST_RETRY_DELAY_MS,
+                        0,
+                    )),
+                },
             }),
             (uri, user, key) => {
                 let missing: Vec<&str> = [
@@ -735,8 +765,36 @@ pub(crate) mod tests {
             ("ELASTICIO_API_USERNAME", "u"),
             ("ELASTICIO_API_KEY", "apiSekrit"),
         ]);
-        let settings = Settings::from_vars(vars).unwrap();
-        assert!(matches!(settings.step_source, StepSource::Api { .. }));
+        let settings = Settings::from_vars(vars.clone()).unwrap();
+        let StepSource::Api { retry, .. } = settings.step_source else {
+            panic!("the platform API is the source");
+        };
+        assert_eq!(
+            retry,
+            ApiRetry {
+                attempts: 3,
+                delay: Duration::from_secs(1)
+            },
+            "sailor-nodejs' REST client's defaults"
+        );
+        vars.extend([
+            ("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS", "5"),
+            ("ELASTICIO_API_REQUEST_RETRY_DELAY", "250"),
+        ]);
+        let StepSource::Api { retry, .. } = Settings::from_vars(vars.clone()).unwrap().step_source
+        else {
+            panic!("the platform API is the source");
+        };
+        assert_eq!(retry.attempts, 5);
+        assert_eq!(retry.delay, Duration::from_millis(250));
+        vars.push(("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS", "0"));
+        let error = Settings::from_vars(vars).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS is not a valid number"),
+            "{error}"
+        );
     }
 
     #[test]
