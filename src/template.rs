@@ -90,8 +90,14 @@ pub fn excerpt(body: &[u8], redactor: &Redactor) -> String {
     if text.trim().is_empty() {
         return "(empty body)".to_owned();
     }
+    truncate(&redacted_start(&text, redactor), EXCERPT_CHARS)
+}
+
+/// The start of `text`, long enough for any excerpt of it, with every secret `redactor` knows
+/// taken out: the one place quoted bodies are redacted before they are cut.
+pub fn redacted_start(text: &str, redactor: &Redactor) -> String {
     let window: String = text.chars().take(REDACTION_WINDOW_CHARS).collect();
-    truncate(&redactor.redact(&window), EXCERPT_CHARS)
+    redactor.redact(&window)
 }
 
 /// `text` cut to `max_chars` characters, with `…` when something was cut.

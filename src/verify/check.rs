@@ -24,7 +24,7 @@ use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use crate::event::{Event, Keys, innermost};
 use crate::http::{AuthClient, AuthError, BodyCap, BodyError, read_capped, strip_url_secrets};
 use crate::redact::Redactor;
-use crate::template::truncate;
+use crate::template::{redacted_start, truncate};
 
 /// The config field naming the verification request's path.
 pub const VERIFY_PATH_FIELD: &str = "verify_path";
@@ -514,8 +514,7 @@ fn display_url(url: &Url) -> String {
 /// A body as quoted in a reason: the account's secrets taken out (a gateway may echo the
 /// Authorization header), whitespace collapsed, cut at [`EXCERPT_CHARS`].
 fn excerpt(body: &str, redactor: &Redactor) -> String {
-    let window: String = body.chars().take(EXCERPT_CHARS + 8192).collect();
-    let redacted = redactor.redact(&window);
+    let redacted = redacted_start(body, redactor);
     let collapsed = redacted.split_whitespace().collect::<Vec<_>>().join(" ");
     truncate(&collapsed, EXCERPT_CHARS)
 }
