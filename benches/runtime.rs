@@ -11,15 +11,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use component::auth::{RetryPolicy, TokenCache};
-use component::clock;
-use component::config::StepConfig;
-use component::crypto::{Encoding, MessageCipher};
-use component::emitter::{CollectingSink, Emitter};
-use component::http::AuthClient;
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
-use component::secret::Password;
 use reqwest::Method;
+use sailor::auth::{RetryPolicy, TokenCache};
+use sailor::clock;
+use sailor::config::StepConfig;
+use sailor::crypto::{Encoding, MessageCipher};
+use sailor::emitter::{CollectingSink, Emitter};
+use sailor::http::AuthClient;
+use sailor::secret::Password;
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
 /// Median of `rounds` timings of `f`, each over `iterations` runs.

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use component::sandbox::{GrantState, Sandbox};
+use sandbox::{GrantState, Sandbox};
 use serde_json::{Value, json};
 use tokio::process::Command;
 

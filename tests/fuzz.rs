@@ -12,19 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use component::actions::retry_after::retry_after_ms;
-use component::amqp::headers::{IncomingHeaders, base_headers, int_of, int_value, text_of};
-use component::auth::{RetryPolicy, TokenEndpoint, TokenSet};
-use component::config::StepConfig;
-use component::crypto::{Encoding, MessageCipher};
-use component::message::Message;
-use component::secret::{Password, RefreshToken};
-use component::settings::Identity;
 use component::template::{fill_path, has_dot_segment, is_within};
 use component::triggers::link_header;
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, ShortString};
 use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use sailor::amqp::headers::{IncomingHeaders, base_headers, int_of, int_value, text_of};
+use sailor::auth::{RetryPolicy, TokenEndpoint, TokenSet};
+use sailor::config::StepConfig;
+use sailor::crypto::{Encoding, MessageCipher};
+use sailor::message::Message;
+use sailor::secret::{Password, RefreshToken};
+use sailor::settings::Identity;
 use serde_json::{Map, Value, json};
 use url::Url;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use component::telemetry::metrics::METRIC_NAMES;
+use sailor::telemetry::metrics::METRIC_NAMES;
 use serde_json::Value;
 
 const DASHBOARD: &str = include_str!("../ops/grafana-dashboard.json");

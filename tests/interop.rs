@@ -52,7 +52,7 @@ async fn a_node_step_reads_what_the_harness_encrypts_and_answers_in_kind() {
 struct Chain {
     flow: Flow,
     api: PlatformApi,
-    sandbox: component::sandbox::Sandbox,
+    sandbox: sandbox::Sandbox,
     grant: serde_json::Value,
     a_in: String,
     b_in: String,
@@ -66,7 +66,7 @@ struct Chain {
 
 impl Chain {
     async fn new(passthrough: bool, b_path: &str) -> Self {
-        use component::sandbox::{GrantState, Sandbox, SandboxOptions};
+        use sandbox::{GrantState, Sandbox, SandboxOptions};
         let flow = Flow::new().await;
         let api = PlatformApi::start().await;
         let extras = json!({"instance_url": "https://eu7.example.test"});

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use component::telemetry::logs::{LineFormat, LogFormat, subscriber};
+use sailor::telemetry::logs::{LineFormat, LogFormat, subscriber};
 use serde_json::{Map, Value};
 use tracing_subscriber::fmt::MakeWriter;
 

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use component::event::{Event, EventKind};
-use component::sandbox::{GrantState, Sandbox};
-use component::step::{Outcome, Step};
+use sailor::event::{Event, EventKind};
+use sailor::step::{Outcome, Step};
+use sandbox::{GrantState, Sandbox};
 use serde_json::{Value, json};
 
 /// A `pollItems` step over `sandbox` with a valid grant and the paged fields below, `extra`
@@ -300,7 +300,7 @@ async fn a_next_link_to_another_origin_is_not_followed_with_the_token() {
     );
     tokio::spawn(async move { axum::serve(api, router).await });
 
-    let config = component::StepConfig::from_value(json!({
+    let config = sailor::StepConfig::from_value(json!({
         "oauth": {"access_token": "secret-token", "token_type": "Bearer"},
         "api_base_url": api_url,
         "path": "/items",
@@ -308,11 +308,11 @@ async fn a_next_link_to_another_origin_is_not_followed_with_the_token() {
         "pagination": "link",
     }))
     .unwrap();
-    let step = component::step::Step::new(
-        &component::Registry::builtin(),
+    let step = sailor::step::Step::new(
+        &component::registry(),
         "pollItems",
         config,
-        component::clock::system(),
+        sailor::clock::system(),
     )
     .unwrap();
     let (outcome, events) = poll(&step, &json!({})).await;
@@ -385,12 +385,12 @@ impl ListApi {
         let mut config = paged(extra);
         config["oauth"] = json!({"access_token": "list-api-token"});
         config["api_base_url"] = json!(self.url);
-        let config = component::StepConfig::from_value(config).unwrap();
+        let config = sailor::StepConfig::from_value(config).unwrap();
         Step::new(
-            &component::Registry::builtin(),
+            &component::registry(),
             "pollItems",
             config,
-            component::clock::system(),
+            sailor::clock::system(),
         )
         .unwrap()
     }

@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use component::event::{Event, EventKind, Rebound};
-use component::sandbox::{GrantState, Sandbox};
-use component::step::{Outcome, Step};
+use sailor::event::{Event, EventKind, Rebound};
+use sailor::step::{Outcome, Step};
+use sandbox::{GrantState, Sandbox};
 use serde_json::{Value, json};
 
 /// A `request` step over `sandbox` with a valid grant: all but the token-refresh test start so.
@@ -31,7 +31,7 @@ fn only_data(outcome: Outcome, events: &[Event]) -> Value {
 }
 
 /// The error report of a failed request; a completed one fails the test.
-fn failure(outcome: Outcome) -> component::event::ErrorReport {
+fn failure(outcome: Outcome) -> sailor::event::ErrorReport {
     match outcome {
         Outcome::Failed { report, .. } => report,
         Outcome::Completed => panic!("the request should fail"),

@@ -13,13 +13,13 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use common::*;
-use component::auth::{RefreshError, RetryPolicy, TokenEndpoint};
-use component::config::StepConfig;
-use component::event::{Event, EventKind, Rebound};
-use component::sandbox::GrantState;
-use component::secret::RefreshToken;
-use component::step::Outcome;
-use component::verify::{VerifyOptions, verify_credentials};
+use sailor::auth::{RefreshError, RetryPolicy, TokenEndpoint};
+use sailor::config::StepConfig;
+use sailor::event::{Event, EventKind, Rebound};
+use sailor::secret::RefreshToken;
+use sailor::step::Outcome;
+use sailor::verify::{VerifyOptions, verify_credentials};
+use sandbox::GrantState;
 use serde_json::{Value, json};
 
 /// Far longer than any capped read takes, far shorter than reading an endless body.
@@ -141,7 +141,7 @@ async fn quickly<T>(future: impl std::future::Future<Output = T>) -> T {
         .expect("the capped read ended quickly instead of reading the whole body")
 }
 
-fn failure(outcome: Outcome) -> component::event::ErrorReport {
+fn failure(outcome: Outcome) -> sailor::event::ErrorReport {
     match outcome {
         Outcome::Failed { report, .. } => report,
         Outcome::Completed => panic!("the call should fail"),

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use component::auth::{RetryPolicy, TokenCache};
-use component::clock;
-use component::config::StepConfig;
-use component::emitter::{CollectingSink, Emitter};
-use component::event::Event;
-use component::http::AuthClient;
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
+use sailor::auth::{RetryPolicy, TokenCache};
+use sailor::clock;
+use sailor::config::StepConfig;
+use sailor::emitter::{CollectingSink, Emitter};
+use sailor::event::Event;
+use sailor::http::AuthClient;
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::json;
 use tracing_test::traced_test;
 
@@ -110,8 +110,8 @@ async fn an_api_echoing_the_authorization_header_gets_no_token_into_error_events
             json!({"path": "/items", "items_pointer": "/items"}),
         ),
     ] {
-        let step = component::step::Step::new(
-            &component::Registry::builtin(),
+        let step = sailor::step::Step::new(
+            &component::registry(),
             function,
             with(fields),
             clock::system(),
@@ -120,12 +120,12 @@ async fn an_api_echoing_the_authorization_header_gets_no_token_into_error_events
         let sink = CollectingSink::new();
         let outcome = step
             .process(
-                &component::Message::default(),
+                &sailor::Message::default(),
                 &json!({}),
                 &Emitter::new(Arc::new(sink.clone())),
             )
             .await;
-        let component::step::Outcome::Failed { report, .. } = outcome else {
+        let sailor::step::Outcome::Failed { report, .. } = outcome else {
             panic!("{function}: the 500 fails the step");
         };
         assert_eq!(report.name, "ApiError", "{function}");
@@ -149,9 +149,9 @@ async fn an_api_echoing_the_authorization_header_gets_no_token_into_error_events
         printed.extend([emitted.message.clone(), emitted.stack.clone()]);
     }
 
-    let verification = component::verify::verify_credentials(
+    let verification = sailor::verify::verify_credentials(
         &with(json!({"verify_path": "/me"})),
-        &component::verify::VerifyOptions::default(),
+        &sailor::verify::VerifyOptions::default(),
     )
     .await;
     assert!(!verification.is_verified());

@@ -9,15 +9,15 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bed::{Bed, decrypt, header_text};
-use component::StepConfig;
-use component::amqp::account_keys::{AccountKeysConfig, DEFAULT_LEASE_WAIT};
-use component::crypto::Encoding;
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
-use component::settings::AmqpUri;
-use component::verify::{VerifyOptions, verify_credentials};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
+use sailor::StepConfig;
+use sailor::amqp::account_keys::{AccountKeysConfig, DEFAULT_LEASE_WAIT};
+use sailor::crypto::Encoding;
+use sailor::settings::AmqpUri;
+use sailor::verify::{VerifyOptions, verify_credentials};
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use tokio::process::Child;
 
@@ -71,7 +71,7 @@ async fn stop(mut child: Child) {
 
 /// `verify_credentials` as the platform runs it with the AMQP variables set, in this
 /// process: its own connection and token cache, the step's original config.
-async fn verify(bed: &Bed, config: &Value) -> component::verify::Verification {
+async fn verify(bed: &Bed, config: &Value) -> sailor::verify::Verification {
     let config = StepConfig::from_value(config.clone()).unwrap();
     let keys = AccountKeysConfig {
         amqp_uri: AmqpUri::parse(bed::AMQP_URI).unwrap(),

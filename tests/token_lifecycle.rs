@@ -6,14 +6,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use component::auth::{RefreshError, RetryPolicy, TokenCache, TokenSet};
-use component::clock;
-use component::config::{StepConfig, TokenAuthMethod};
-use component::emitter::{CollectingSink, EmitError, Emitter, EventSink};
-use component::event::{Event, EventKind};
-use component::http::{AuthClient, AuthError};
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
 use reqwest::Method;
+use sailor::auth::{RefreshError, RetryPolicy, TokenCache, TokenSet};
+use sailor::clock;
+use sailor::config::{StepConfig, TokenAuthMethod};
+use sailor::emitter::{CollectingSink, EmitError, Emitter, EventSink};
+use sailor::event::{Event, EventKind};
+use sailor::http::{AuthClient, AuthError};
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
 fn fast_retry() -> RetryPolicy {

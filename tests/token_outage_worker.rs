@@ -6,8 +6,7 @@ mod bed;
 use std::time::Duration;
 
 use bed::{Bed, decrypt, routing_keys, start};
-use component::registry::Registry;
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +19,7 @@ async fn fifty_messages_during_a_token_endpoint_outage_are_delayed_not_failed() 
     sandbox.fail_token_requests_for(500, Duration::from_secs(2));
     let mut vars = bed.vars("request", &config);
     vars.push(("ELASTICIO_RABBITMQ_PREFETCH_SAILOR".into(), "5".into()));
-    let worker = start(vars, Registry::builtin());
+    let worker = start(vars, component::registry());
 
     let events = bed.collect(51, Duration::from_secs(60)).await;
     worker.stop().await;

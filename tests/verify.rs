@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use component::config::StepConfig;
-use component::emitter::{CollectingSink, EmitError, EventSink};
-use component::event::{Event, EventKind};
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
-use component::verify::{VerifyOptions, verify_credentials};
+use sailor::config::StepConfig;
+use sailor::emitter::{CollectingSink, EmitError, EventSink};
+use sailor::event::{Event, EventKind};
+use sailor::verify::{VerifyOptions, verify_credentials};
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::json;
 
 /// A sink standing in for a broker that refuses the publish.

@@ -12,11 +12,11 @@ use bed::{
     Bed, Running, decrypt, decrypt_field, error_report, header, header_int, header_text,
     routing_keys, start, text,
 };
-use component::crypto::Encoding;
-use component::event::Rebound;
-use component::{Action, Context, Message, ProcessError, Registry, StepConfig, Trigger};
 use lapin::options::{BasicGetOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
+use sailor::crypto::Encoding;
+use sailor::event::Rebound;
+use sailor::{Action, Context, Message, ProcessError, Registry, StepConfig, Trigger};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);

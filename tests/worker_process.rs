@@ -308,7 +308,7 @@ async fn a_duplicate_output_does_not_stand_in_for_one_still_to_come() {
     let publish = |n: u64| {
         let body = bed::cipher().encode(
             json!({"body": {"body": {"n": n}}}).to_string().as_bytes(),
-            component::crypto::Encoding::Base64,
+            sailor::crypto::Encoding::Base64,
         );
         let channel = bed.channel.clone();
         let (exchange, key) = (bed.exchange.clone(), bed.key("data"));

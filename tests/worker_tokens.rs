@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bed::{Bed, Provider, decrypt, header_text, request_config, routing_keys, start};
-use component::registry::Registry;
-use component::{Action, Context, Message, ProcessError, StepConfig};
+use sailor::registry::Registry;
+use sailor::{Action, Context, Message, ProcessError, StepConfig};
 use serde_json::{Value, json};
 
 /// Calls the API with 100 ms of patience and succeeds either way: a function that gives up
@@ -81,7 +81,7 @@ async fn an_expired_token_gives_exactly_one_update_keys_message_then_data_for_ev
     bed.send_numbered([7, 8, 9], |n| json!({ "n": n })).await;
     let worker = start(
         bed.vars("request", &request_config(&base, true)),
-        Registry::builtin(),
+        component::registry(),
     );
 
     let events = bed.collect(4, Duration::from_secs(20)).await;
@@ -143,7 +143,7 @@ async fn keys_whose_publish_failed_are_flushed_at_shutdown_not_lost() {
     let mut vars = bed.vars("request", &request_config(&base, true));
     vars.retain(|(name, _)| name != "ELASTICIO_UPDATE_KEYS_ROUTING_KEY");
     vars.push(("ELASTICIO_UPDATE_KEYS_ROUTING_KEY".into(), late.clone()));
-    let worker = start(vars, Registry::builtin());
+    let worker = start(vars, component::registry());
     let events = bed.collect(2, Duration::from_secs(20)).await;
     assert_eq!(
         routing_keys(&events),

@@ -5,7 +5,7 @@ pub mod request;
 pub mod response;
 pub mod retry_after;
 
-use crate::registry::Registry;
+use sailor::registry::Registry;
 
 /// Adds every action to the registry.
 pub fn register(registry: &mut Registry) {

@@ -23,12 +23,13 @@ use url::Url;
 
 use super::response::{body_json, headers_json};
 use super::retry_after::retry_after_ms;
-use crate::config::StepConfig;
-use crate::event::Rebound;
-use crate::http::{BodyCap, read_capped, strip_url_secrets};
-use crate::message::Message;
-use crate::module::{Action, Context, ProcessError};
-use crate::template::{excerpt, fill_path, has_dot_segment, is_within};
+use crate::template::{fill_path, has_dot_segment, is_within};
+use sailor::config::StepConfig;
+use sailor::event::Rebound;
+use sailor::excerpt::excerpt;
+use sailor::http::{BodyCap, read_capped, strip_url_secrets};
+use sailor::message::Message;
+use sailor::module::{Action, Context, ProcessError};
 
 /// Every config field the action reads; a unit test checks `component.json` against it.
 pub const FIELDS: &[&str] = &["method", "path", "headers", "query", "max_response_bytes"];

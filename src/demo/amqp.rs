@@ -26,16 +26,16 @@ use super::driver::{Driver, Round};
 use super::journal::{Entry, Published};
 use super::topology::Names;
 use super::{DemoError, say};
-use crate::amqp::consumer::ready_count;
-use crate::amqp::headers::{self, int_of, int_value, text_of, text_value};
-use crate::amqp::publisher::json_properties;
-use crate::crypto::{Encoding, MessageCipher};
-use crate::event::{ErrorReport, Event, Keys};
-use crate::message::Message;
-use crate::secret::Password;
-use crate::settings::AmqpUri;
-use crate::step::Step;
-use crate::worker;
+use sailor::amqp::consumer::ready_count;
+use sailor::amqp::headers::{self, int_of, int_value, text_of, text_value};
+use sailor::amqp::publisher::json_properties;
+use sailor::crypto::{Encoding, MessageCipher};
+use sailor::event::{ErrorReport, Event, Keys};
+use sailor::message::Message;
+use sailor::secret::Password;
+use sailor::settings::AmqpUri;
+use sailor::step::Step;
+use sailor::worker;
 
 /// How long the demo waits for the broker to answer its connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

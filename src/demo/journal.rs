@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::event::Event;
-use crate::sandbox::TrafficRecord;
+use sailor::event::Event;
+use sandbox::TrafficRecord;
 
 /// Token fields whose values never appear in the printout.
 const SECRET_FIELDS: &[&str] = &["access_token", "refresh_token", "id_token"];
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn a_published_update_keys_shows_its_routing_key_headers_and_no_token() {
         let entry = Entry::Published(Published {
-            event: Event::UpdateKeys(crate::event::Keys::new(
+            event: Event::UpdateKeys(sailor::event::Keys::new(
                 json!({"oauth": {"access_token": "at-secret", "expires_in": 3}}),
             )),
             routing_key: "flow.step_1.updateKeys".to_owned(),

@@ -10,10 +10,10 @@ use super::DemoError;
 use super::checks::Checks;
 use super::driver::{Driver, Round};
 use super::journal::Entry;
-use crate::emitter::{CollectingSink, Emitter};
-use crate::event::Event;
-use crate::message::Message;
-use crate::step::{Outcome, Step};
+use sailor::emitter::{CollectingSink, Emitter};
+use sailor::event::Event;
+use sailor::message::Message;
+use sailor::step::{Outcome, Step};
 
 /// The two steps, called directly; the poll's snapshot is carried here, as the worker would.
 pub struct Local {

@@ -1,9 +1,9 @@
 //! `component demo`: the component and the runtime against a loopback OAuth2 provider and API,
 //! with no outside service.
 //!
-//! The demo starts the [`crate::sandbox`] in-process (access tokens living three seconds,
+//! The demo starts the [`sandbox`] in-process (access tokens living three seconds,
 //! refresh tokens rotated on every use, reuse revoking the grant) and drives `pollItems` and
-//! `request` through [`crate::step::Step::process`], the same path the worker takes, over five rounds
+//! `request` through [`sailor::step::Step::process`], the same path the worker takes, over five rounds
 //! with pauses long enough for the access token to die three times. It prints each HTTP
 //! exchange and each event on one timeline (tokens redacted to fingerprints), then checks
 //! its own expectations ([`checks`]) and fails when any is broken.
@@ -28,9 +28,10 @@ mod story;
 mod topology;
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::settings::AmqpUri;
+use sailor::settings::AmqpUri;
 use setup::Setup;
 use story::Demo;
 
@@ -131,4 +132,31 @@ fn say(out: &mut (dyn Write + Send), line: impl AsRef<str>) -> Result<(), DemoEr
     writeln!(out, "{}", line.as_ref())
         .and_then(|()| out.flush())
         .map_err(DemoError::Output)
+}
+
+/// `component demo [--amqp URI]`: runs the demo, printing its story on stdout. Exit 0 when
+/// every expectation held, 1 when one did not or the demo could not run, 2 for a bad URI.
+pub async fn cli(amqp: Option<String>) -> ExitCode {
+    let options = DemoOptions::default();
+    let mut out = std::io::stdout();
+    let ran = match amqp {
+        None => run(&mut out, &options).await,
+        Some(uri) => match AmqpUri::parse(&uri) {
+            Ok(uri) => run_amqp(&mut out, &options, &uri).await,
+            Err(problem) => {
+                eprintln!("error: --amqp {problem}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match ran {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            let chain: Vec<String> = sailor::event::error_chain(&error)
+                .map(ToString::to_string)
+                .collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::from(1)
+        }
+    }
 }

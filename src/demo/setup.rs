@@ -7,12 +7,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::{DemoError, DemoOptions};
-use crate::auth::TokenCache;
-use crate::clock::{Clock as _, ManualClock, SystemClock};
-use crate::config::StepConfig;
-use crate::registry::Registry;
-use crate::sandbox::{GrantState, Sandbox, SandboxOptions};
-use crate::step::Step;
+use sailor::auth::TokenCache;
+use sailor::clock::{Clock as _, ManualClock, SystemClock};
+use sailor::config::StepConfig;
+use sailor::step::Step;
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 
 /// The provider extra the demo expects to survive every refresh.
 pub const INSTANCE_URL: &str = "https://eu42.sandbox.example";
@@ -47,7 +46,7 @@ impl Setup {
             StepConfig::from_value(sandbox.step_config(grant.clone(), fields))
                 .map_err(|e| DemoError::Setup(e.to_string()))
         };
-        let registry = Registry::builtin();
+        let registry = crate::registry();
         let poll = Step::new(
             &registry,
             "pollItems",

@@ -13,9 +13,9 @@ use super::driver::{Driver, Round};
 use super::journal::{self, describe, timeline};
 use super::setup::{INSTANCE_URL, Setup};
 use super::{DemoError, DemoOptions, DemoSummary, say};
-use crate::auth::TokenCache;
-use crate::event::{Event, EventKind};
-use crate::sandbox::Sandbox;
+use sailor::auth::TokenCache;
+use sailor::event::{Event, EventKind};
+use sandbox::Sandbox;
 
 /// The state of one demo run.
 pub struct Demo<D> {

@@ -13,8 +13,8 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::DemoError;
-use crate::amqp::headers::text_value;
-use crate::settings::{AmqpUri, Settings};
+use sailor::amqp::headers::text_value;
+use sailor::settings::{AmqpUri, Settings};
 
 /// A queue left behind by a killed demo is deleted after this long unused (`x-expires`);
 /// the exchange, auto-deleting, goes with its last binding.

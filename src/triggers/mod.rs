@@ -6,7 +6,7 @@ pub mod link_header;
 pub mod pagination;
 pub mod poll_items;
 
-use crate::registry::Registry;
+use sailor::registry::Registry;
 
 /// Adds every trigger to the registry.
 pub fn register(registry: &mut Registry) {

@@ -10,8 +10,8 @@ use url::Url;
 
 use super::high_water::id_text;
 use super::link_header;
-use crate::config::StepConfig;
-use crate::module::ProcessError;
+use sailor::config::StepConfig;
+use sailor::module::ProcessError;
 
 /// The page-number parameter unless `page_param` says otherwise.
 pub const DEFAULT_PAGE_PARAM: &str = "page";

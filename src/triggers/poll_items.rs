@@ -26,11 +26,11 @@ use serde_json::Value;
 
 use super::high_water::{HighWater, ListOrder, Walk, id_text};
 use super::pagination::{NextPage, PageSeen, Pagination, check_pointer, number_field};
-use crate::config::StepConfig;
-use crate::http::{BodyCap, read_capped};
-use crate::message::Message;
-use crate::module::{Context, ProcessError, Trigger};
-use crate::template::excerpt;
+use sailor::config::StepConfig;
+use sailor::excerpt::excerpt;
+use sailor::http::{BodyCap, read_capped};
+use sailor::message::Message;
+use sailor::module::{Context, ProcessError, Trigger};
 
 /// The item field holding the last-modified value unless `modified_field` says otherwise.
 pub const DEFAULT_MODIFIED_FIELD: &str = "updated_at";

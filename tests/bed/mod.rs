@@ -15,11 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use component::crypto::{Encoding, MessageCipher};
-use component::registry::Registry;
-use component::secret::Password;
-use component::settings::Settings;
-use component::worker::{self, WorkerError};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -27,6 +22,11 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use sailor::crypto::{Encoding, MessageCipher};
+use sailor::registry::Registry;
+use sailor::secret::Password;
+use sailor::settings::Settings;
+use sailor::worker::{self, WorkerError};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -458,8 +458,20 @@ pub fn redacted(uri: &str) -> String {
 /// Starts `component worker` with exactly `vars` (and `LOG_LEVEL=info`), its log lines going
 /// to the file `log` rather than a pipe, which a long run would fill.
 pub fn spawn_worker_logging_to(vars: &[(String, String)], log: &std::path::Path) -> Child {
+    let binary = option_env!("CARGO_BIN_EXE_component")
+        .expect("the tests of the package with the `component` binary start it");
+    spawn_binary_worker_logging_to(std::path::Path::new(binary), vars, log)
+}
+
+/// Starts `<binary> worker`, any component built on the runtime, as
+/// [`spawn_worker_logging_to`] does.
+pub fn spawn_binary_worker_logging_to(
+    binary: &std::path::Path,
+    vars: &[(String, String)],
+    log: &std::path::Path,
+) -> Child {
     let file = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_component"))
+    Command::new(binary)
         .arg("worker")
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -501,11 +513,11 @@ pub fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
 }
 
 pub fn header_text(delivery: &Delivery, name: &str) -> Option<String> {
-    header(delivery, name).and_then(component::amqp::headers::text_of)
+    header(delivery, name).and_then(sailor::amqp::headers::text_of)
 }
 
 pub fn header_int(delivery: &Delivery, name: &str) -> Option<i64> {
-    header(delivery, name).and_then(component::amqp::headers::int_of)
+    header(delivery, name).and_then(sailor::amqp::headers::int_of)
 }
 
 /// Decrypts a data or updateKeys body according to its protocolVersion header.

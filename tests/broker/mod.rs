@@ -6,7 +6,7 @@ use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 
 /// Messages ready in `queue`, not counting unacked ones.
 pub async fn ready_count(channel: &Channel, queue: &str) -> u32 {
-    component::amqp::consumer::ready_count(channel, queue)
+    sailor::amqp::consumer::ready_count(channel, queue)
         .await
         .unwrap()
 }

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use component::Registry;
-use component::clock;
-use component::config::StepConfig;
-use component::emitter::{CollectingSink, Emitter};
-use component::event::{Event, EventKind};
-use component::message::Message;
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
-use component::step::{Outcome, Step};
+use sailor::clock;
+use sailor::config::StepConfig;
+use sailor::emitter::{CollectingSink, Emitter};
+use sailor::event::{Event, EventKind};
+use sailor::message::Message;
+use sailor::step::{Outcome, Step};
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
 /// Serves `app` on a fresh loopback port for the rest of the test; returns its base URL.
@@ -35,7 +34,7 @@ pub async fn sandbox() -> Sandbox {
 pub fn step(sandbox: &Sandbox, function: &str, state: GrantState, fields: Value) -> Step {
     let config = sandbox.step_config(sandbox.issue_grant(state), fields);
     let config = StepConfig::from_value(config).expect("a valid step config");
-    Step::new(&Registry::builtin(), function, config, clock::system()).expect("a known function")
+    Step::new(&component::registry(), function, config, clock::system()).expect("a known function")
 }
 
 /// Runs one message through `step` and returns the outcome and every event, in order.

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use component::crypto::{Encoding, MessageCipher};
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
-use component::secret::Password;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use sailor::crypto::{Encoding, MessageCipher};
+use sailor::secret::Password;
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
 const AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -155,7 +155,7 @@ async fn a_refresh_during_the_check_is_published_as_one_update_keys_message() {
         last_headers
             .inner()
             .get("keysVersion")
-            .and_then(component::amqp::headers::int_of),
+            .and_then(sailor::amqp::headers::int_of),
         Some(1)
     );
     let shared: Value =

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use base64::Engine as _;
-use component::sandbox::{GrantState, Sandbox, SandboxOptions};
+use sandbox::{GrantState, Sandbox, SandboxOptions};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
 

@@ -12,8 +12,8 @@ use super::api::{self, TrafficRecord};
 use super::state::{Grant, ProviderState, TokenRequestRecord};
 use super::token_endpoint;
 
-use crate::clock::{Clock as _, SystemClock};
-use crate::config::TokenAuthMethod;
+use sailor::clock::{Clock as _, SystemClock};
+use sailor::config::TokenAuthMethod;
 
 /// How the sandbox provider behaves.
 #[derive(Clone, Debug)]

@@ -22,9 +22,9 @@ use crate::clock::{self, Clock};
 use crate::config::{RefreshMode, StepConfig};
 use crate::emitter::{CollectingSink, EmitError, Emitter, EventSink};
 use crate::event::{Event, Keys, innermost};
+use crate::excerpt::{redacted_start, truncate};
 use crate::http::{AuthClient, AuthError, BodyCap, BodyError, read_capped, strip_url_secrets};
 use crate::redact::Redactor;
-use crate::template::{redacted_start, truncate};
 
 /// The config field naming the verification request's path.
 pub const VERIFY_PATH_FIELD: &str = "verify_path";

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::token::{TokenSet, TokenSetError};
 use crate::config::{RefreshMode, StepConfig, TokenAuthMethod};
+use crate::verify::Verifier;
 use crate::verify::check::VERIFY_PATH_FIELD;
 
 /// The env var elastic.io uses to hand a service method its config.
@@ -47,8 +48,8 @@ impl ConfigSource {
         }
     }
 
-    /// Reads and checks the config.
-    pub fn load(&self) -> Result<StepConfig, InputError> {
+    /// Reads the config and checks it as `verifier` asks.
+    pub fn load(&self, verifier: &dyn Verifier) -> Result<StepConfig, InputError> {
         let origin = self.origin();
         let text = match self {
             Self::File(path) => {
@@ -69,7 +70,7 @@ impl ConfigSource {
                 text
             }
         };
-        parse_text(&origin, &text)
+        parse_text(&origin, &text, verifier)
     }
 }
 
@@ -134,7 +135,7 @@ pub enum ConfigError {
     },
 }
 
-fn parse_text(origin: &str, text: &str) -> Result<StepConfig, InputError> {
+fn parse_text(origin: &str, text: &str, verifier: &dyn Verifier) -> Result<StepConfig, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::Empty {
             origin: origin.to_owned(),
@@ -155,14 +156,31 @@ fn parse_text(origin: &str, text: &str) -> Result<StepConfig, InputError> {
             column: error.column(),
         }
     })?;
-    parse_config(value).map_err(|source| InputError::Config {
-        origin: origin.to_owned(),
-        source,
+    verifier
+        .parse_config(value)
+        .map_err(|source| InputError::Config {
+            origin: origin.to_owned(),
+            source,
+        })
+}
+
+/// Builds a step config for any verifier: a JSON object whose runtime fields (`oauth`,
+/// `client_secret`, ...) have their shapes, the field at fault named.
+pub fn parse_step_config(value: Value) -> Result<StepConfig, ConfigError> {
+    let Value::Object(fields) = &value else {
+        return Err(ConfigError::NotAnObject {
+            found: json_type(&value),
+        });
+    };
+    check_oauth(fields)?;
+    StepConfig::from_value(value).map_err(|error| ConfigError::Field {
+        field: "(config)".into(),
+        problem: error.to_string(),
     })
 }
 
-/// Checks a config for the credential check, field by field, and builds it. The API's base URL
-/// is required unless `verify_path` is an absolute URL.
+/// Checks a config for the OAuth2 credential check, field by field, and builds it. The API's
+/// base URL is required unless `verify_path` is an absolute URL.
 pub fn parse_config(value: Value) -> Result<StepConfig, ConfigError> {
     let Value::Object(fields) = &value else {
         return Err(ConfigError::NotAnObject {
@@ -300,6 +318,7 @@ fn json_type(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::OAuth2Verifier;
     use serde_json::json;
 
     fn minimal() -> Value {
@@ -344,7 +363,7 @@ mod tests {
 
     #[test]
     fn invalid_json_is_located_by_line_and_column() {
-        let error = parse_text("ELASTICIO_CFG", "{\n  \"oauth\": }").unwrap_err();
+        let error = parse_text("ELASTICIO_CFG", "{\n  \"oauth\": }", &OAuth2Verifier).unwrap_err();
         assert_eq!(
             error.to_string(),
             "ELASTICIO_CFG is not valid JSON: expected value at line 2, column 12"
@@ -353,7 +372,7 @@ mod tests {
 
     #[test]
     fn an_empty_input_is_named() {
-        let error = parse_text("standard input", " \n").unwrap_err();
+        let error = parse_text("standard input", " \n", &OAuth2Verifier).unwrap_err();
         assert_eq!(
             error.to_string(),
             "standard input is empty; expected the credential config as a JSON object"
@@ -420,6 +439,7 @@ mod tests {
             "ELASTICIO_CFG",
             r#"{"oauth": {"access_token": "at"},
             "api_base_url": "http://x.example", "client_secret": 123456}"#,
+            &OAuth2Verifier,
         )
         .unwrap_err();
         let printed = format!("{error} {:?}", std::error::Error::source(&error));

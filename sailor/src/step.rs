@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::auth::{RetryPolicy, TokenCache};
 use crate::clock::Clock;
@@ -15,7 +15,7 @@ use crate::emitter::Emitter;
 use crate::event::ErrorReport;
 use crate::http::AuthClient;
 use crate::message::Message;
-use crate::module::Context;
+use crate::module::{Context, Invocation};
 use crate::redact::Redactor;
 use crate::registry::{Function, Registry};
 
@@ -51,6 +51,7 @@ pub struct Step {
     config: Arc<StepConfig>,
     tokens: Option<TokenCache>,
     http: reqwest::Client,
+    flow_variables: Map<String, Value>,
 }
 
 impl std::fmt::Debug for Step {
@@ -81,6 +82,7 @@ impl Step {
             config: Arc::new(config),
             tokens,
             http: crate::http::api_http_client(),
+            flow_variables: Map::new(),
         })
     }
 
@@ -94,6 +96,12 @@ impl Step {
     /// The function's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The same step, giving its modules the flow's variables.
+    pub fn with_flow_variables(mut self, variables: Map<String, Value>) -> Self {
+        self.flow_variables = variables;
+        self
     }
 
     /// The step config.
@@ -111,9 +119,22 @@ impl Step {
         self.function.is_trigger()
     }
 
-    /// Processes one message, emitting through `emitter`. A failure becomes exactly one error
-    /// event, with the account's secrets taken out of its text.
+    /// Processes one message, emitting through `emitter`, outside any flow (`run`, tests).
     pub async fn process(&self, message: &Message, snapshot: &Value, emitter: &Emitter) -> Outcome {
+        let invocation = Invocation::default().for_message(message.id.clone(), None, None);
+        self.process_as(message, snapshot, emitter, &invocation)
+            .await
+    }
+
+    /// Processes one message as `invocation`, emitting through `emitter`. A failure becomes
+    /// exactly one error event, with the account's secrets taken out of its text.
+    pub async fn process_as(
+        &self,
+        message: &Message,
+        snapshot: &Value,
+        emitter: &Emitter,
+        invocation: &Invocation,
+    ) -> Outcome {
         let base_url = self
             .config
             .api_base_url
@@ -124,7 +145,10 @@ impl Step {
             .clone()
             .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
         let redactor = Redactor::for_step(&self.config, self.tokens.clone());
-        let ctx = Context::new(emitter.clone(), http).with_redactor(redactor.clone());
+        let ctx = Context::new(emitter.clone(), self.http.clone(), http)
+            .with_redactor(redactor)
+            .with_invocation(invocation.clone())
+            .with_flow_variables(self.flow_variables.clone());
         match self
             .function
             .process(message, &self.config, snapshot, &ctx)
@@ -132,10 +156,7 @@ impl Step {
         {
             Ok(()) => Outcome::Completed,
             Err(error) => {
-                let mut report = ErrorReport::from_error(error.name(), &error);
-                // Any text in the chain may quote an API or token-endpoint body.
-                report.message = redactor.redact(&report.message);
-                report.stack = redactor.redact(&report.stack);
+                let report = ctx.report(&error);
                 tracing::warn!(message = "Function failed.", function = %self.name, error = %report.message);
                 let error_published = match emitter.error(report.clone()).await {
                     Ok(()) => true,

@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::SandboxOptions;
-use crate::clock::{Clock as _, SystemClock};
-use crate::config::TokenAuthMethod;
+use sailor::clock::{Clock as _, SystemClock};
+use sailor::config::TokenAuthMethod;
 
 /// One request that reached the token endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,10 @@
 //! The component descriptor, `component.json`, in elastic.io's schema, and its validation
 //! against the functions compiled into the binary.
+//!
+//! A component embeds its descriptor (`include_str!("../component.json")`) and hands it to
+//! the entry point, so that `validate` works wherever the binary is. The OAuth2 parts of the
+//! schema (an `oauth` field the runtime reads the token set from, the `oauth2` client, the
+//! client's env vars) are asked for only when the credentials use OAuth2.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,9 +13,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::registry::Registry;
-
-/// The descriptor compiled into the binary.
-pub const EMBEDDED: &str = include_str!("../component.json");
 
 /// The view classes elastic.io documents, plus those seen in its own components.
 const VIEW_CLASSES: [&str; 12] = [
@@ -163,10 +165,17 @@ impl Descriptor {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// The descriptor compiled into the binary.
-    pub fn embedded() -> Self {
-        Self::parse(EMBEDDED, "component.json")
-            .expect("the embedded component.json is checked by a unit test")
+    /// True when the credentials use OAuth2: an `OAuthFieldView` field, an `oauth` field or an
+    /// `oauth2` client section.
+    pub fn uses_oauth2(&self) -> bool {
+        self.credentials.as_ref().is_some_and(|credentials| {
+            credentials.oauth2.is_some()
+                || credentials.fields.contains_key("oauth")
+                || credentials
+                    .fields
+                    .values()
+                    .any(|field| field.view_class == "OAuthFieldView")
+        })
     }
 
     /// Every problem found when checking the descriptor against `registry`, both ways, and
@@ -208,6 +217,20 @@ impl Descriptor {
                 problems.push(format!("function `{name}` is compiled in but not declared"));
             }
         }
+        if let Some(credentials) = &self.credentials {
+            problems.extend(field_problems("credentials", &credentials.fields));
+            if self.uses_oauth2() {
+                problems.extend(self.oauth2_problems(credentials));
+            }
+        }
+        problems
+    }
+}
+
+impl Descriptor {
+    /// What an OAuth2 component must declare for the runtime to find its token set and client.
+    fn oauth2_problems(&self, credentials: &Credentials) -> Vec<String> {
+        let mut problems = Vec::new();
         for required in [
             crate::config::CLIENT_ID_ENV,
             crate::config::CLIENT_SECRET_ENV,
@@ -216,31 +239,25 @@ impl Descriptor {
                 problems.push(format!("envVars lacks {required}"));
             }
         }
-        match &self.credentials {
-            None => problems.push("credentials are missing".to_owned()),
-            Some(credentials) => {
-                if !credentials
-                    .fields
-                    .values()
-                    .any(|f| f.view_class == "OAuthFieldView")
-                {
-                    problems.push("credentials have no OAuthFieldView field".to_owned());
-                }
-                if !credentials.fields.contains_key("oauth") {
-                    problems.push(
-                        "credentials have no `oauth` field, where the runtime reads the token set"
-                            .to_owned(),
-                    );
-                }
-                problems.extend(field_problems("credentials", &credentials.fields));
-                match &credentials.oauth2 {
-                    None => problems.push("credentials have no oauth2 section".to_owned()),
-                    Some(oauth2) => {
-                        for key in ["client_id", "client_secret", "auth_uri", "token_uri"] {
-                            if !oauth2.get(key).is_some_and(Value::is_string) {
-                                problems.push(format!("credentials.oauth2 lacks `{key}`"));
-                            }
-                        }
+        if !credentials
+            .fields
+            .values()
+            .any(|f| f.view_class == "OAuthFieldView")
+        {
+            problems.push("credentials have no OAuthFieldView field".to_owned());
+        }
+        if !credentials.fields.contains_key("oauth") {
+            problems.push(
+                "credentials have no `oauth` field, where the runtime reads the token set"
+                    .to_owned(),
+            );
+        }
+        match &credentials.oauth2 {
+            None => problems.push("credentials have no oauth2 section".to_owned()),
+            Some(oauth2) => {
+                for key in ["client_id", "client_secret", "auth_uri", "token_uri"] {
+                    if !oauth2.get(key).is_some_and(Value::is_string) {
+                        problems.push(format!("credentials.oauth2 lacks `{key}`"));
                     }
                 }
             }
@@ -273,104 +290,115 @@ fn field_problems(owner: &str, fields: &BTreeMap<String, Field>) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Message;
+    use crate::module::{Action, Context, ProcessError, Trigger};
+    use async_trait::async_trait;
+
+    struct Nothing;
+
+    #[async_trait]
+    impl Trigger for Nothing {
+        async fn process(
+            &self,
+            _: &Message,
+            _: &crate::config::StepConfig,
+            _: &Value,
+            _: &Context,
+        ) -> Result<(), ProcessError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Action for Nothing {
+        async fn process(
+            &self,
+            _: &Message,
+            _: &crate::config::StepConfig,
+            _: &Value,
+            _: &Context,
+        ) -> Result<(), ProcessError> {
+            Ok(())
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut registry = Registry::new();
+        registry.trigger("poll", Nothing).action("send", Nothing);
+        registry
+    }
+
+    const API_KEY_COMPONENT: &str = r#"{
+        "title": "t", "description": "d",
+        "credentials": {"fields": {"api_key": {"label": "API key", "viewClass": "PasswordFieldView", "required": true}}},
+        "triggers": {"poll": {"title": "p", "type": "polling", "metadata": {"out": {}}}},
+        "actions": {"send": {"title": "s", "metadata": {"in": {}}}}
+    }"#;
 
     #[test]
-    fn the_embedded_descriptor_matches_the_compiled_functions() {
-        let problems = Descriptor::embedded().problems(&Registry::builtin());
-        assert!(problems.is_empty(), "{problems:#?}");
+    fn a_component_without_oauth2_is_not_asked_for_oauth2_fields() {
+        let descriptor = Descriptor::parse(API_KEY_COMPONENT, "c.json").unwrap();
+        assert!(!descriptor.uses_oauth2());
+        assert_eq!(descriptor.problems(&registry()), Vec::<String>::new());
+        let mut no_credentials = descriptor.clone();
+        no_credentials.credentials = None;
+        assert_eq!(no_credentials.problems(&registry()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_oauth2_component_must_declare_what_the_runtime_reads() {
+        let mut descriptor = Descriptor::parse(API_KEY_COMPONENT, "c.json").unwrap();
+        let credentials = descriptor.credentials.as_mut().unwrap();
+        credentials.fields.insert(
+            "oauth".into(),
+            Field {
+                label: Some("Sign in".into()),
+                view_class: "OAuthFieldView".into(),
+                required: true,
+                model: None,
+            },
+        );
+        assert!(descriptor.uses_oauth2());
+        assert_eq!(
+            descriptor.problems(&registry()),
+            [
+                "envVars lacks OAUTH_CLIENT_ID",
+                "envVars lacks OAUTH_CLIENT_SECRET",
+                "credentials have no oauth2 section",
+            ]
+        );
     }
 
     #[test]
     fn a_function_missing_either_way_is_reported() {
-        let mut descriptor = Descriptor::embedded();
-        let request = descriptor.actions.remove("request").unwrap();
-        descriptor.actions.insert("ghost".into(), request);
-        let problems = descriptor.problems(&Registry::builtin());
-        assert!(
-            problems.contains(&"action `ghost` is declared but not compiled in".to_owned()),
-            "{problems:?}"
-        );
-        assert!(
-            problems.contains(&"function `request` is compiled in but not declared".to_owned()),
-            "{problems:?}"
+        let mut descriptor = Descriptor::parse(API_KEY_COMPONENT, "c.json").unwrap();
+        let send = descriptor.actions.remove("send").unwrap();
+        descriptor.actions.insert("ghost".into(), send);
+        assert_eq!(
+            descriptor.problems(&registry()),
+            [
+                "action `ghost` is declared but not compiled in",
+                "function `send` is compiled in but not declared",
+            ]
         );
     }
 
     #[test]
     fn schema_problems_are_listed() {
-        let text = r#"{"title": "t", "description": "d", "triggers": {"pollItems": {"title": "p", "fields": {"x": {"viewClass": "Nope"}}}}}"#;
+        let text = r#"{"title": "t", "description": "d", "triggers": {"poll": {"title": "p", "fields": {"x": {"viewClass": "Nope"}}}},
+                       "actions": {"send": {"title": "s", "metadata": {}}}}"#;
         let problems = Descriptor::parse(text, "c.json")
             .unwrap()
-            .problems(&Registry::builtin());
-        for expected in [
-            "trigger `pollItems` needs \"type\": \"polling\" or \"webhook\"",
-            "trigger `pollItems`: field `x` has unknown viewClass `Nope`",
-            "credentials are missing",
-            "envVars lacks OAUTH_CLIENT_ID",
-        ] {
-            assert!(
-                problems.contains(&expected.to_owned()),
-                "{expected} not in {problems:#?}"
-            );
-        }
-    }
-
-    /// Every value each select field of `fields` offers, as `(field, value)`.
-    fn select_values(fields: &BTreeMap<String, Field>) -> Vec<(String, String)> {
-        let mut values = Vec::new();
-        for (name, field) in fields {
-            if !matches!(field.view_class.as_str(), "SelectView" | "MultiSelectView") {
-                continue;
-            }
-            let model = field.model.as_ref().and_then(Value::as_object);
-            let model = model.unwrap_or_else(|| panic!("select field `{name}` has a model"));
-            assert!(!model.is_empty(), "select field `{name}` offers no value");
-            values.extend(model.keys().map(|value| (name.clone(), value.clone())));
-        }
-        values
-    }
-
-    #[test]
-    fn every_value_offered_by_a_select_field_parses_through_the_real_config_parsers() {
-        use crate::config::StepConfig;
-        use serde_json::json;
-
-        let descriptor = Descriptor::embedded();
-        let mut checked = 0;
-        let credentials = &descriptor.credentials.as_ref().unwrap().fields;
-        for (field, value) in select_values(credentials) {
-            let mut config = json!({"oauth": {"access_token": "at"},
-                                    "api_base_url": "http://127.0.0.1:1/api"});
-            config[&field] = json!(value);
-            let parsed = StepConfig::from_value(config.clone());
-            assert!(
-                parsed.is_ok(),
-                "credentials `{field}`: `{value}`: {parsed:?}"
-            );
-            let verified = crate::verify::parse_config(config);
-            assert!(
-                verified.is_ok(),
-                "credentials `{field}`: `{value}`: {verified:?}"
-            );
-            checked += 1;
-        }
-        for (name, function) in descriptor.triggers.iter().chain(&descriptor.actions) {
-            for (field, value) in select_values(&function.fields) {
-                let mut config = json!({"path": "/items"});
-                config[&field] = json!(value);
-                let config = StepConfig::from_value(config);
-                let config = config.unwrap_or_else(|e| panic!("`{name}` `{field}`: {e}"));
-                let parsed = match name.as_str() {
-                    "pollItems" => crate::triggers::poll_items::check_config(&config),
-                    "request" => crate::actions::request::check_config(&config),
-                    other => panic!("no config parser is known for `{other}`; add it here"),
-                };
-                assert!(parsed.is_ok(), "`{name}` `{field}`: `{value}`: {parsed:?}");
-                checked += 1;
-            }
-        }
-        // token_auth_method 2, refresh 2, pagination 4, order 3, method 5.
-        assert_eq!(checked, 16);
+            .problems(&registry());
+        assert_eq!(
+            problems,
+            [
+                "trigger `poll` needs \"type\": \"polling\" or \"webhook\"",
+                "trigger `poll` has no metadata",
+                "trigger `poll`: field `x` has unknown viewClass `Nope`",
+                "trigger `poll`: field `x` has no label",
+            ]
+        );
     }
 
     #[test]

@@ -85,8 +85,8 @@ impl ErrorReport {
 }
 
 /// An error followed by its sources, outermost first: the one walk of an error chain that
-/// error events, verification reasons and log fields share.
-pub(crate) fn error_chain<'a>(
+/// error events, verification reasons, log fields and exit messages share.
+pub fn error_chain<'a>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(Some(error), |cause| cause.source())

@@ -25,6 +25,8 @@ pub struct IncomingHeaders {
     pub message_id: Option<String>,
     /// `threadId`, else `x-eio-meta-trace-id`.
     pub thread_id: Option<String>,
+    /// `parentMessageId`: the message the previous step emitted this one from.
+    pub parent_message_id: Option<String>,
     /// `stepId`: the previous step (for passthrough).
     pub step_id: Option<String>,
     /// `reply_to`.
@@ -94,6 +96,7 @@ impl IncomingHeaders {
             match name {
                 MESSAGE_ID => headers.message_id = text_of(value).filter(|s| !s.is_empty()),
                 "threadId" => headers.thread_id = text_of(value).filter(|s| !s.is_empty()),
+                "parentMessageId" => headers.parent_message_id = text_of(value),
                 "stepId" => headers.step_id = text_of(value),
                 "reply_to" => headers.reply_to = text_of(value),
                 PROTOCOL_VERSION => headers.protocol_version = int_of(value),

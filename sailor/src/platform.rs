@@ -24,6 +24,8 @@ pub struct StepDefinition {
     pub snapshot: Value,
     /// True when the flow passes earlier steps' messages along.
     pub is_passthrough: bool,
+    /// The flow's variables (`variables`), given to modules through their context.
+    pub flow_variables: Map<String, Value>,
 }
 
 /// Why the step definition could not be had.
@@ -59,6 +61,8 @@ struct StepJson {
     snapshot: Option<Value>,
     #[serde(default)]
     is_passthrough: Option<bool>,
+    #[serde(default)]
+    variables: Option<Map<String, Value>>,
 }
 
 fn parse_config(origin: &str, value: Value) -> Result<StepConfig, StepSourceError> {
@@ -85,6 +89,7 @@ fn parse_text(origin: &str, text: &str) -> Result<StepDefinition, StepSourceErro
         config: parse_config(origin, value)?,
         snapshot: Value::Object(Map::new()),
         is_passthrough: false,
+        flow_variables: Map::new(),
     })
 }
 
@@ -165,6 +170,7 @@ pub async fn load(
                     .filter(|s| !s.is_null())
                     .unwrap_or_else(|| Value::Object(Map::new())),
                 is_passthrough: step.is_passthrough == Some(true),
+                flow_variables: step.variables.unwrap_or_default(),
             })
         }
     }

@@ -80,7 +80,7 @@ pub fn api_http_client() -> reqwest::Client {
         .connect_timeout(API_CONNECT_TIMEOUT)
         .timeout(API_REQUEST_TIMEOUT)
         .user_agent(concat!(
-            "component/",
+            "sailor-rs/",
             env!("CARGO_PKG_VERSION"),
             " (elastic.io-model runtime)"
         ))
@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(
             agent.lock().unwrap().as_deref(),
             Some(concat!(
-                "component/",
+                "sailor-rs/",
                 env!("CARGO_PKG_VERSION"),
                 " (elastic.io-model runtime)"
             ))

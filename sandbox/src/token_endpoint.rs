@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::state::{ProviderState, TokenRequestRecord};
-use crate::config::TokenAuthMethod;
+use sailor::config::TokenAuthMethod;
 
 type Shared = Arc<Mutex<ProviderState>>;
 

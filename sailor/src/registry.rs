@@ -1,4 +1,8 @@
 //! The one place where trigger and action names map to their implementations.
+//!
+//! A component builds one registry in its `main`, naming each function as component.json
+//! does; `validate` checks the two against each other, and the worker runs the function
+//! `ELASTICIO_FUNCTION` names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +12,6 @@ use serde_json::Value;
 use crate::config::StepConfig;
 use crate::message::Message;
 use crate::module::{Action, Context, ProcessError, Trigger};
-use crate::{actions, triggers};
 
 /// A compiled-in function: a trigger or an action.
 #[derive(Clone)]
@@ -53,17 +56,9 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// An empty registry, for components of other crates and for tests.
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Every trigger and action of this component.
-    pub fn builtin() -> Self {
-        let mut registry = Self::new();
-        triggers::register(&mut registry);
-        actions::register(&mut registry);
-        registry
     }
 
     /// Adds a trigger.

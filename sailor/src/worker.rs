@@ -46,6 +46,7 @@ use crate::crypto::Encoding;
 use crate::emitter::{Emitter, EventSink as _};
 use crate::event::{ErrorReport, Event};
 use crate::message::Message;
+use crate::module::Invocation;
 use crate::platform::{self, StepSourceError};
 use crate::registry::Registry;
 use crate::settings::{PublishRetry, Settings};
@@ -121,7 +122,8 @@ pub async fn run(
             &settings.function,
             definition.config,
             clock::system(),
-        )?;
+        )?
+        .with_flow_variables(definition.flow_variables);
         Ok::<_, WorkerError>((step, definition.snapshot, definition.is_passthrough))
     }
     .await;
@@ -418,16 +420,10 @@ impl Worker {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         // Every line logged for this delivery carries these fields (sailor-nodejs' names);
         // `threadId` is known once the delivery is processed.
-        let parent_message_id = delivery
-            .properties
-            .headers()
-            .as_ref()
-            .and_then(|table| table.inner().get("parentMessageId"))
-            .and_then(headers::text_of);
         let span = tracing::info_span!(
             "delivery",
             messageId = %message_id,
-            parentMessageId = parent_message_id.as_deref(),
+            parentMessageId = headers.parent_message_id.as_deref(),
             threadId = tracing::field::Empty,
             function = %self.step.name(),
             stepId = %self.wire.settings.identity.step_id,
@@ -500,6 +496,13 @@ impl Worker {
             start_ms,
         );
         let reply_to = headers.reply_to.clone();
+        let invocation =
+            Invocation::of_step(&settings.identity.flow_id, &settings.identity.step_id)
+                .for_message(
+                    headers.message_id.clone(),
+                    headers.parent_message_id.clone(),
+                    Some(thread_id),
+                );
         let delivered = Delivered {
             error_input: sink::error_input(&delivery.data, encoding),
             headers,
@@ -523,7 +526,11 @@ impl Worker {
         }
         let snapshot = self.wire.snapshot();
         let emitter = Emitter::new(sink.clone());
-        let processed = AssertUnwindSafe(self.step.process(&message, &snapshot, &emitter))
+        let processed =
+            AssertUnwindSafe(
+                self.step
+                    .process_as(&message, &snapshot, &emitter, &invocation),
+            )
             .catch_unwind()
             .await;
         let Ok(outcome) = processed else {
