@@ -301,3 +301,132 @@ pub trait Action: Send + Sync + 'static {
         ctx: &Context,
     ) -> Result<(), ProcessError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock;
+    use crate::emitter::CollectingSink;
+    use crate::event::Event;
+    use crate::registry::Registry;
+    use crate::step::{Outcome, Step};
+
+    /// Emits an error for each item without an `id`, data for the rest, and echoes where it
+    /// runs: what a module sees of its context.
+    struct Items;
+
+    #[async_trait]
+    impl Action for Items {
+        async fn process(
+            &self,
+            message: &Message,
+            _: &StepConfig,
+            _: &Value,
+            ctx: &Context,
+        ) -> Result<(), ProcessError> {
+            for item in message.body["items"].as_array().into_iter().flatten() {
+                if item.get("id").is_none() {
+                    let cause = std::io::Error::other("the record has no id");
+                    let error =
+                        ProcessError::named_with_source("MalformedItem", "item skipped", cause);
+                    ctx.emit_error(&error).await?;
+                    continue;
+                }
+                ctx.emitter()
+                    .data(Message::with_body(json!({
+                        "item": item,
+                        "step": ctx.step_id(),
+                        "flow": ctx.flow_id(),
+                        "thread": ctx.invocation().thread_id,
+                        "region": ctx.flow_variables().get("region"),
+                    })))
+                    .await?;
+            }
+            if message.body["fail"] == true {
+                return Err(ProcessError::named(
+                    "Gone",
+                    "the list is gone: key=s3cr3t-api-key",
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    fn step() -> Step {
+        let mut registry = Registry::new();
+        registry.action("items", Items);
+        let config = StepConfig::from_value(json!({"client_secret": "s3cr3t-api-key"})).unwrap();
+        let mut variables = Map::new();
+        variables.insert("region".into(), json!("eu"));
+        Step::new(&registry, "items", config, clock::system())
+            .unwrap()
+            .with_flow_variables(variables)
+    }
+
+    async fn run(body: Value) -> (Outcome, Vec<Event>) {
+        let sink = CollectingSink::new();
+        let invocation = Invocation::of_step("flow-9", "step_3").for_message(
+            Some("m-1".into()),
+            Some("p-1".into()),
+            Some("t-1".into()),
+        );
+        let outcome = step()
+            .process_as(
+                &Message::with_body(body),
+                &json!({}),
+                &Emitter::new(Arc::new(sink.clone())),
+                &invocation,
+            )
+            .await;
+        (outcome, sink.events())
+    }
+
+    #[tokio::test]
+    async fn a_module_reports_a_named_error_and_goes_on() {
+        let (outcome, events) = run(json!({"items": [{"id": 1}, {"x": 2}, {"id": 3}]})).await;
+        assert_eq!(outcome, Outcome::Completed);
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind().as_str()).collect();
+        assert_eq!(kinds, ["data", "error", "data"]);
+        let Event::Error(report) = &events[1] else {
+            unreachable!()
+        };
+        assert_eq!(report.name, "MalformedItem");
+        assert_eq!(report.message, "item skipped: the record has no id");
+        assert_eq!(
+            report.stack,
+            "item skipped\ncaused by: the record has no id"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_context_tells_the_flow_step_thread_and_variables() {
+        let (_, events) = run(json!({"items": [{"id": 1}]})).await;
+        let Event::Data(message) = &events[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            message.body,
+            json!({"item": {"id": 1}, "step": "step_3", "flow": "flow-9", "thread": "t-1",
+                   "region": "eu"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_returned_named_error_keeps_its_name_and_loses_the_secrets() {
+        let (outcome, events) = run(json!({"fail": true})).await;
+        let Outcome::Failed { report, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(report.name, "Gone");
+        assert!(
+            !report.message.contains("s3cr3t-api-key"),
+            "{}",
+            report.message
+        );
+        assert_eq!(events.len(), 1);
+    }
+}

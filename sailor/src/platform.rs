@@ -317,7 +317,8 @@ mod tests {
                     axum::Json(json!({
                         "config": {"_account": format!("{flow}/{step}")},
                         "snapshot": {"since": "2024"},
-                        "is_passthrough": true
+                        "is_passthrough": true,
+                        "variables": {"region": "eu", "limit": 5}
                     }))
                 },
             ),
@@ -335,5 +336,9 @@ mod tests {
         assert_eq!(step.config.account.as_deref(), Some("f1/step_1"));
         assert_eq!(step.snapshot, json!({"since": "2024"}));
         assert!(step.is_passthrough);
+        assert_eq!(
+            Value::Object(step.flow_variables),
+            json!({"region": "eu", "limit": 5})
+        );
     }
 }

@@ -458,8 +458,10 @@ pub fn redacted(uri: &str) -> String {
 /// Starts `component worker` with exactly `vars` (and `LOG_LEVEL=info`), its log lines going
 /// to the file `log` rather than a pipe, which a long run would fill.
 pub fn spawn_worker_logging_to(vars: &[(String, String)], log: &std::path::Path) -> Child {
-    let binary = option_env!("CARGO_BIN_EXE_component")
-        .expect("the tests of the package with the `component` binary start it");
+    // Compiled into other packages' tests too (the example's), which start their own binary.
+    let Some(binary) = option_env!("CARGO_BIN_EXE_component") else {
+        panic!("only the tests of the package with the `component` binary start it")
+    };
     spawn_binary_worker_logging_to(std::path::Path::new(binary), vars, log)
 }
 

@@ -208,9 +208,11 @@ impl Component {
             .descriptor
             .and_then(|text| Descriptor::parse(text, "component.json").ok());
         let name = self.name.clone().unwrap_or_else(binary_name);
-        let mut command = clap::Command::new(name)
+        let command = clap::Command::new(name)
             .subcommand_required(true)
             .arg_required_else_help(true);
+        // After the subcommands: a derived `E` brings its doc comment as an `about`.
+        let mut command = E::augment_subcommands(RuntimeCommand::augment_subcommands(command));
         if let Some(descriptor) = &parsed {
             command = command.about(format!("{}: {}", descriptor.title, descriptor.description));
         }
@@ -221,7 +223,7 @@ impl Component {
         {
             command = command.version(version);
         }
-        E::augment_subcommands(RuntimeCommand::augment_subcommands(command))
+        command
     }
 
     async fn run(self, command: RuntimeCommand) -> ExitCode {
