@@ -101,6 +101,15 @@ impl ProcessError {
         }
     }
 
+    /// The error of a service method the function does not provide, named as sailor-nodejs
+    /// words it.
+    pub fn not_provided(method: &str) -> Self {
+        Self::named(
+            "MethodNotFound",
+            format!("Method \"{method}\" is not found in this action or trigger"),
+        )
+    }
+
     /// The error's name in the error event, for the platform's error store.
     pub fn name(&self) -> &str {
         match self {
@@ -277,6 +286,15 @@ impl Context {
 }
 
 /// A trigger: starts a flow (e.g. polls an API on the platform's schedule).
+///
+/// Only [`Trigger::process`] is required. The other methods are sailor-nodejs' optional module
+/// functions, with the same lifecycle: [`Trigger::startup`] once per flow start when the
+/// platform asks (`ELASTICIO_STARTUP_REQUIRED`), its result stored by the platform and handed
+/// to [`Trigger::shutdown`] when the flow stops (`ELASTICIO_HOOK_SHUTDOWN`);
+/// [`Trigger::init`] each time a worker starts, before its first message; and the service
+/// methods behind dynamic metadata and select views, [`Trigger::meta_model`] and
+/// [`Trigger::select_model`]. A hook's context can call the API and emit `updateKeys` (through
+/// a refresh), but emits no messages.
 #[async_trait]
 pub trait Trigger: Send + Sync + 'static {
     /// Processes one message; emits data and snapshot events through `ctx`.
@@ -287,9 +305,51 @@ pub trait Trigger: Send + Sync + 'static {
         snapshot: &Value,
         ctx: &Context,
     ) -> Result<(), ProcessError>;
+
+    /// Once per flow start (e.g. registers a webhook); what it returns is stored for
+    /// [`Self::shutdown`].
+    async fn startup(&self, _config: &StepConfig, _ctx: &Context) -> Result<Value, ProcessError> {
+        Ok(Value::Object(Map::new()))
+    }
+
+    /// Each time a worker starts, before its first message.
+    async fn init(&self, _config: &StepConfig, _ctx: &Context) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    /// When the flow stops, with what [`Self::startup`] returned.
+    async fn shutdown(
+        &self,
+        _config: &StepConfig,
+        _startup_state: &Value,
+        _ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    /// `getMetaModel`: the `{in, out}` JSON schemas for this config.
+    async fn meta_model(
+        &self,
+        _config: &StepConfig,
+        _ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        Err(ProcessError::not_provided("getMetaModel"))
+    }
+
+    /// A select view's choices, by the model method component.json names (`model`).
+    async fn select_model(
+        &self,
+        method: &str,
+        _config: &StepConfig,
+        _ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        Err(ProcessError::not_provided(method))
+    }
 }
 
 /// An action: does something with each message of a flow.
+///
+/// Only [`Action::process`] is required; the other methods are as [`Trigger`]'s.
 #[async_trait]
 pub trait Action: Send + Sync + 'static {
     /// Processes one message; emits data (or rebound) events through `ctx`.
@@ -300,6 +360,45 @@ pub trait Action: Send + Sync + 'static {
         snapshot: &Value,
         ctx: &Context,
     ) -> Result<(), ProcessError>;
+
+    /// As [`Trigger::startup`].
+    async fn startup(&self, _config: &StepConfig, _ctx: &Context) -> Result<Value, ProcessError> {
+        Ok(Value::Object(Map::new()))
+    }
+
+    /// As [`Trigger::init`].
+    async fn init(&self, _config: &StepConfig, _ctx: &Context) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    /// As [`Trigger::shutdown`].
+    async fn shutdown(
+        &self,
+        _config: &StepConfig,
+        _startup_state: &Value,
+        _ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    /// As [`Trigger::meta_model`].
+    async fn meta_model(
+        &self,
+        _config: &StepConfig,
+        _ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        Err(ProcessError::not_provided("getMetaModel"))
+    }
+
+    /// As [`Trigger::select_model`].
+    async fn select_model(
+        &self,
+        method: &str,
+        _config: &StepConfig,
+        _ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        Err(ProcessError::not_provided(method))
+    }
 }
 
 #[cfg(test)]

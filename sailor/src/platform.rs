@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::StepConfig;
-use crate::http::{BodyCap, read_capped};
+use reqwest::Method;
+
+use crate::http::BodyCap;
 use crate::settings::{Identity, StepSource};
 
 /// The most a step definition from the platform API may weigh: a config and a snapshot.
@@ -108,53 +110,16 @@ pub async fn load(
             })?;
             parse_text(&origin, &text)
         }
-        StepSource::Api {
-            base_uri,
-            username,
-            key,
-            retry,
-        } => {
-            let url = format!(
-                "{}/v1/tasks/{}/steps/{}",
-                base_uri.trim_end_matches('/'),
-                identity.flow_id,
-                identity.step_id
-            );
-            let client = reqwest::Client::new();
-            let mut attempt = 1;
-            let response = loop {
-                let sent = client
-                    .get(&url)
-                    .basic_auth(username, Some(key.expose_secret()))
-                    .header("Accept", "application/json")
-                    .timeout(std::time::Duration::from_secs(15))
-                    .send()
-                    .await;
-                let failure = match sent {
-                    Ok(response) if response.status().is_success() => break response,
-                    Ok(response) if !response.status().is_server_error() => {
-                        return Err(StepSourceError::Api(format!("HTTP {}", response.status())));
-                    }
-                    Ok(response) => format!("HTTP {}", response.status()),
-                    Err(error) => error.without_url().to_string(),
-                };
-                if attempt >= retry.attempts {
-                    return Err(StepSourceError::Api(format!(
-                        "{failure} (after {attempt} attempt(s))"
-                    )));
-                }
-                tracing::warn!(
-                    message = "The platform API step endpoint failed; retrying.",
-                    attempt,
-                    error = %failure,
-                    retry_in_ms = retry.delay.as_millis() as u64
-                );
-                tokio::time::sleep(retry.delay).await;
-                attempt += 1;
-            };
-            let body = read_capped(response, STEP_DEFINITION_CAP)
+        StepSource::Api(api) => {
+            let path = format!("/v1/tasks/{}/steps/{}", identity.flow_id, identity.step_id);
+            let answer = api
+                .send(Method::GET, &path, None, STEP_DEFINITION_CAP)
                 .await
                 .map_err(|error| StepSourceError::Api(error.to_string()))?;
+            if !answer.status.is_success() {
+                return Err(StepSourceError::Api(format!("HTTP {}", answer.status)));
+            }
+            let body = answer.body;
             let step: StepJson = serde_json::from_slice(&body).map_err(|error| {
                 StepSourceError::Api(format!(
                     "the answer is not a step definition ({:?} error at line {}, column {})",
@@ -184,7 +149,7 @@ mod tests {
 
     use super::*;
     use crate::secret::Password;
-    use crate::settings::ApiRetry;
+    use crate::settings::{ApiRetry, PlatformApi};
     use axum::http::StatusCode;
     use axum::response::IntoResponse as _;
     use axum::routing::get;
@@ -215,7 +180,7 @@ mod tests {
     }
 
     fn api_source(base_uri: String, attempts: u32) -> StepSource {
-        StepSource::Api {
+        StepSource::Api(PlatformApi {
             base_uri,
             username: "u".into(),
             key: Password::new("k"),
@@ -223,7 +188,7 @@ mod tests {
                 attempts,
                 delay: Duration::from_millis(10),
             },
-        }
+        })
     }
 
     fn step_identity() -> Identity {
@@ -250,7 +215,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "the platform API step endpoint failed: HTTP 502 Bad Gateway (after 2 attempt(s))"
+            "the platform API step endpoint failed: GET /v1/tasks/f1/steps/step_1: \
+             HTTP 502 Bad Gateway (after 2 attempt(s))"
         );
         assert_eq!(requests.load(Ordering::SeqCst), 2);
     }

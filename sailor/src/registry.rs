@@ -37,6 +37,60 @@ impl Function {
         }
     }
 
+    /// Runs the function's `startup` hook.
+    pub async fn startup(&self, config: &StepConfig, ctx: &Context) -> Result<Value, ProcessError> {
+        match self {
+            Self::Trigger(trigger) => trigger.startup(config, ctx).await,
+            Self::Action(action) => action.startup(config, ctx).await,
+        }
+    }
+
+    /// Runs the function's `init` hook.
+    pub async fn init(&self, config: &StepConfig, ctx: &Context) -> Result<(), ProcessError> {
+        match self {
+            Self::Trigger(trigger) => trigger.init(config, ctx).await,
+            Self::Action(action) => action.init(config, ctx).await,
+        }
+    }
+
+    /// Runs the function's `shutdown` hook with the state `startup` returned.
+    pub async fn shutdown(
+        &self,
+        config: &StepConfig,
+        startup_state: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        match self {
+            Self::Trigger(trigger) => trigger.shutdown(config, startup_state, ctx).await,
+            Self::Action(action) => action.shutdown(config, startup_state, ctx).await,
+        }
+    }
+
+    /// Runs `getMetaModel`.
+    pub async fn meta_model(
+        &self,
+        config: &StepConfig,
+        ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        match self {
+            Self::Trigger(trigger) => trigger.meta_model(config, ctx).await,
+            Self::Action(action) => action.meta_model(config, ctx).await,
+        }
+    }
+
+    /// Runs the select-model method `method`.
+    pub async fn select_model(
+        &self,
+        method: &str,
+        config: &StepConfig,
+        ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        match self {
+            Self::Trigger(trigger) => trigger.select_model(method, config, ctx).await,
+            Self::Action(action) => action.select_model(method, config, ctx).await,
+        }
+    }
+
     /// True for triggers.
     pub fn is_trigger(&self) -> bool {
         matches!(self, Self::Trigger(_))

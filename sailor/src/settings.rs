@@ -117,16 +117,32 @@ pub enum StepSource {
     /// `ELASTICIO_CFG_FILE`: a file holding the config JSON.
     File(PathBuf),
     /// The platform API's step endpoint.
-    Api {
-        /// `ELASTICIO_API_URI`.
-        base_uri: String,
-        /// `ELASTICIO_API_USERNAME`.
-        username: String,
-        /// `ELASTICIO_API_KEY`.
-        key: Password,
-        /// `ELASTICIO_API_REQUEST_RETRY_ATTEMPTS` and `_DELAY`.
-        retry: ApiRetry,
-    },
+    Api(PlatformApi),
+}
+
+/// The platform API: where the step definition, the startup hook's data and (with the keys
+/// destination) rotated keys live. Its key is a secret: `Debug` hides it.
+#[derive(Clone)]
+pub struct PlatformApi {
+    /// `ELASTICIO_API_URI`.
+    pub base_uri: String,
+    /// `ELASTICIO_API_USERNAME`.
+    pub username: String,
+    /// `ELASTICIO_API_KEY`.
+    pub key: Password,
+    /// `ELASTICIO_API_REQUEST_RETRY_ATTEMPTS` and `_DELAY`.
+    pub retry: ApiRetry,
+}
+
+impl std::fmt::Debug for PlatformApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformApi")
+            .field("base_uri", &self.base_uri)
+            .field("username", &self.username)
+            .field("key", &self.key)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 /// How patiently the platform API is asked: `attempts` requests at most, `delay` apart, while
@@ -144,13 +160,7 @@ impl std::fmt::Debug for StepSource {
         match self {
             Self::Inline(_) => f.write_str("Inline([redacted])"),
             Self::File(path) => f.debug_tuple("File").field(path).finish(),
-            Self::Api {
-                base_uri, username, ..
-            } => f
-                .debug_struct("Api")
-                .field("base_uri", base_uri)
-                .field("username", username)
-                .finish_non_exhaustive(),
+            Self::Api(api) => f.debug_tuple("Api").field(api).finish(),
         }
     }
 }
@@ -229,6 +239,11 @@ pub struct Settings {
     /// before the settings, to log from the start; it is here so that a typo is listed with
     /// the other problems.
     pub log_format: LogFormat,
+    /// The platform API, when `ELASTICIO_API_URI`, `_USERNAME` and `_KEY` are set.
+    pub platform_api: Option<PlatformApi>,
+    /// `ELASTICIO_STARTUP_REQUIRED`: run the function's `startup` hook before consuming and
+    /// store its result through the platform API.
+    pub startup_required: bool,
     /// `COMPONENT_KEYS_EXCHANGE`: where the account's keys travel between the processes that
     /// share it (see [`crate::amqp::account_keys`]).
     pub keys_exchange: String,
@@ -502,6 +517,22 @@ impl KeysSettings {
 }
 
 impl Settings {
+    /// What a publisher of `updateKeys` outside a delivery needs (the hooks' keys), from the
+    /// worker's settings.
+    pub fn keys_settings(&self) -> KeysSettings {
+        KeysSettings {
+            amqp_uri: self.amqp_uri.clone(),
+            publish_messages_to: self.publish_messages_to.clone(),
+            update_keys_routing_key: self.update_keys_routing_key.clone(),
+            cipher: self.cipher.clone(),
+            protocol: self.protocol,
+            identity: self.identity.clone(),
+            publish_retry: self.publish_retry,
+            persistent_messages: self.persistent_messages,
+            keys_exchange: self.keys_exchange.clone(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_vars(std::env::vars())
@@ -553,6 +584,15 @@ impl Settings {
         ));
         let log_format = r.log_format();
         let keys_exchange = r.keys_exchange();
+        let platform_api = Self::platform_api(&mut r);
+        let startup_required = r.flag("ELASTICIO_STARTUP_REQUIRED");
+        if startup_required && platform_api.is_none() {
+            r.problems.push(
+                "ELASTICIO_STARTUP_REQUIRED is set, but the startup hook's data is stored through \
+                 the platform API: set ELASTICIO_API_URI, ELASTICIO_API_USERNAME and ELASTICIO_API_KEY"
+                    .to_owned(),
+            );
+        }
         match (amqp_uri, cipher, step_source) {
             (Some(amqp_uri), Some(cipher), Some(step_source)) if r.problems.is_empty() => {
                 Ok(Self {
@@ -580,6 +620,8 @@ impl Settings {
                     metrics_addr,
                     stuck_delivery_timeout,
                     log_format,
+                    platform_api,
+                    startup_required,
                     keys_exchange,
                     warnings: r.warnings,
                 })
@@ -597,45 +639,106 @@ impl Settings {
         if let Some(path) = r.get("ELASTICIO_CFG_FILE") {
             return Some(StepSource::File(PathBuf::from(path)));
         }
-        let api = (
-            r.get("ELASTICIO_API_URI").map(str::to_owned),
-            r.get("ELASTICIO_API_USERNAME").map(str::to_owned),
-            r.get("ELASTICIO_API_KEY").map(Password::new),
-        );
-        match api {
-            (Some(base_uri), Some(username), Some(key)) => Some(StepSource::Api {
-                base_uri,
-                username,
-                key,
-                retry: ApiRetry {
-                    attempts: r.number(
-                        "ELASTICIO_API_REQUEST_RETRY_ATTEMPTS",
-                        DEFAULT_API_REQUEST_RETRY_ATTEMPTS,
-                        1,
-                    ),
-                    delay: Duration::from_millis(r.number(
-                        "ELASTICIO_API_REQUEST_RETRY_DELAY",
-                        DEFAULT_API_REQUEST_RETRY_DELAY_MS,
-                        0,
-                    )),
-                },
+        if let Some(api) = Self::platform_api(r) {
+            return Some(StepSource::Api(api));
+        }
+        let missing: Vec<&str> = [
+            "ELASTICIO_API_URI",
+            "ELASTICIO_API_USERNAME",
+            "ELASTICIO_API_KEY",
+        ]
+        .into_iter()
+        .filter(|name| r.get(name).is_none())
+        .collect();
+        r.problems.push(format!(
+            "no step config: set ELASTICIO_CFG or ELASTICIO_CFG_FILE, or the platform API \
+             variables (missing: {})",
+            missing.join(", ")
+        ));
+        None
+    }
+
+    /// The platform API, when its three variables are set.
+    fn platform_api(r: &mut Reader) -> Option<PlatformApi> {
+        let base_uri = r.get("ELASTICIO_API_URI")?.to_owned();
+        let username = r.get("ELASTICIO_API_USERNAME")?.to_owned();
+        let key = Password::new(r.get("ELASTICIO_API_KEY")?);
+        Some(PlatformApi {
+            base_uri,
+            username,
+            key,
+            retry: ApiRetry {
+                attempts: r.number(
+                    "ELASTICIO_API_REQUEST_RETRY_ATTEMPTS",
+                    DEFAULT_API_REQUEST_RETRY_ATTEMPTS,
+                    1,
+                ),
+                delay: Duration::from_millis(r.number(
+                    "ELASTICIO_API_REQUEST_RETRY_DELAY",
+                    DEFAULT_API_REQUEST_RETRY_DELAY_MS,
+                    0,
+                )),
+            },
+        })
+    }
+}
+
+/// What `worker` reads when `ELASTICIO_HOOK_SHUTDOWN` is set: the platform stops a flow by
+/// starting the step once more, to run its `shutdown` hook, without the message-processing
+/// variables (sailor-nodejs asks for the identity, the function and the platform API only).
+#[derive(Clone, Debug)]
+pub struct HookSettings {
+    /// `ELASTICIO_FUNCTION`.
+    pub function: String,
+    /// The identity variables.
+    pub identity: Identity,
+    /// Where the step config comes from.
+    pub step_source: StepSource,
+    /// The platform API, where the startup hook's data is.
+    pub platform_api: PlatformApi,
+}
+
+impl HookSettings {
+    /// True when the environment asks for the shutdown hook (`ELASTICIO_HOOK_SHUTDOWN` set
+    /// to anything but `false` or `0`).
+    pub fn requested() -> bool {
+        std::env::var("ELASTICIO_HOOK_SHUTDOWN").is_ok_and(|value| {
+            let value = value.trim().to_ascii_lowercase();
+            !value.is_empty() && value != "false" && value != "0"
+        })
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables, as if they were the environment.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Result<Self, SettingsError> {
+        let mut r = Reader::new(vars);
+        let function = r.required("ELASTICIO_FUNCTION");
+        let identity = r.identities();
+        let platform_api = Settings::platform_api(&mut r);
+        if platform_api.is_none() {
+            r.problems.push(
+                "the shutdown hook reads its startup data through the platform API: set \
+                 ELASTICIO_API_URI, ELASTICIO_API_USERNAME and ELASTICIO_API_KEY"
+                    .to_owned(),
+            );
+        }
+        let step_source = Settings::step_source(&mut r);
+        match (platform_api, step_source) {
+            (Some(platform_api), Some(step_source)) if r.problems.is_empty() => Ok(Self {
+                function,
+                identity,
+                step_source,
+                platform_api,
             }),
-            (uri, user, key) => {
-                let missing: Vec<&str> = [
-                    (uri.is_none(), "ELASTICIO_API_URI"),
-                    (user.is_none(), "ELASTICIO_API_USERNAME"),
-                    (key.is_none(), "ELASTICIO_API_KEY"),
-                ]
-                .into_iter()
-                .filter_map(|(absent, name)| absent.then_some(name))
-                .collect();
-                r.problems.push(format!(
-                    "no step config: set ELASTICIO_CFG or ELASTICIO_CFG_FILE, or the platform API \
-                     variables (missing: {})",
-                    missing.join(", ")
-                ));
-                None
-            }
+            _ => Err(SettingsError {
+                problems: r.problems,
+            }),
         }
     }
 }
@@ -766,7 +869,7 @@ pub(crate) mod tests {
             ("ELASTICIO_API_KEY", "apiSekrit"),
         ]);
         let settings = Settings::from_vars(vars.clone()).unwrap();
-        let StepSource::Api { retry, .. } = settings.step_source else {
+        let StepSource::Api(PlatformApi { retry, .. }) = settings.step_source else {
             panic!("the platform API is the source");
         };
         assert_eq!(
@@ -781,7 +884,8 @@ pub(crate) mod tests {
             ("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS", "5"),
             ("ELASTICIO_API_REQUEST_RETRY_DELAY", "250"),
         ]);
-        let StepSource::Api { retry, .. } = Settings::from_vars(vars.clone()).unwrap().step_source
+        let StepSource::Api(PlatformApi { retry, .. }) =
+            Settings::from_vars(vars.clone()).unwrap().step_source
         else {
             panic!("the platform API is the source");
         };

@@ -119,6 +119,30 @@ impl Step {
         self.function.is_trigger()
     }
 
+    /// The function itself, for its hooks and service methods.
+    pub fn function(&self) -> &Function {
+        &self.function
+    }
+
+    /// The context the function gets when running as `invocation`, emitting through
+    /// `emitter`: the step's HTTP clients, flow variables and redactor.
+    pub fn context(&self, emitter: &Emitter, invocation: &Invocation) -> Context {
+        let base_url = self
+            .config
+            .api_base_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
+        let http = self
+            .tokens
+            .clone()
+            .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
+        let redactor = Redactor::for_step(&self.config, self.tokens.clone());
+        Context::new(emitter.clone(), self.http.clone(), http)
+            .with_redactor(redactor)
+            .with_invocation(invocation.clone())
+            .with_flow_variables(self.flow_variables.clone())
+    }
+
     /// Processes one message, emitting through `emitter`, outside any flow (`run`, tests).
     pub async fn process(&self, message: &Message, snapshot: &Value, emitter: &Emitter) -> Outcome {
         let invocation = Invocation::default().for_message(message.id.clone(), None, None);
@@ -135,20 +159,7 @@ impl Step {
         emitter: &Emitter,
         invocation: &Invocation,
     ) -> Outcome {
-        let base_url = self
-            .config
-            .api_base_url
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok());
-        let http = self
-            .tokens
-            .clone()
-            .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
-        let redactor = Redactor::for_step(&self.config, self.tokens.clone());
-        let ctx = Context::new(emitter.clone(), self.http.clone(), http)
-            .with_redactor(redactor)
-            .with_invocation(invocation.clone())
-            .with_flow_variables(self.flow_variables.clone());
+        let ctx = self.context(emitter, invocation);
         match self
             .function
             .process(message, &self.config, snapshot, &ctx)

@@ -45,6 +45,7 @@ use crate::clock;
 use crate::crypto::Encoding;
 use crate::emitter::{Emitter, EventSink as _};
 use crate::event::{ErrorReport, Event};
+use crate::hooks::{self, HookError};
 use crate::message::Message;
 use crate::module::Invocation;
 use crate::platform::{self, StepSourceError};
@@ -71,6 +72,9 @@ pub enum WorkerError {
     /// `ELASTICIO_FUNCTION` names no compiled-in function.
     #[error(transparent)]
     UnknownFunction(#[from] UnknownFunction),
+    /// The function's `startup` or `init` hook failed.
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 /// How a delivery is settled, from the least to the most cautious.
@@ -124,6 +128,7 @@ pub async fn run(
             clock::system(),
         )?
         .with_flow_variables(definition.flow_variables);
+        hooks::before_consuming(&settings, &step).await?;
         Ok::<_, WorkerError>((step, definition.snapshot, definition.is_passthrough))
     }
     .await;

@@ -3,8 +3,13 @@
 //! The ticket goes to the queue named by the flow variable `queue` (set per flow on the
 //! platform), else to `support`; the step id is sent along so the desk can show where the
 //! ticket came from.
+//!
+//! Its service methods feed the platform's UI: `selectModel` with the model method `queues`
+//! lists the desk's queues for a select view, and `getMetaModel` gives the input schema with
+//! those queues as the choices of a `queue` field.
 
 use sailor::prelude::*;
+use sailor::serde_json;
 
 use crate::desk::Desk;
 
@@ -51,4 +56,48 @@ impl Action for CreateTicket {
         ctx.emitter().data(Message::with_body(created)).await?;
         Ok(())
     }
+
+    async fn select_model(
+        &self,
+        method: &str,
+        config: &StepConfig,
+        ctx: &Context,
+    ) -> Result<Value, ProcessError> {
+        match method {
+            "queues" => queues(config, ctx).await,
+            other => Err(ProcessError::not_provided(other)),
+        }
+    }
+
+    async fn meta_model(&self, config: &StepConfig, ctx: &Context) -> Result<Value, ProcessError> {
+        let queues = queues(config, ctx).await?;
+        let names: Vec<&String> = queues
+            .as_object()
+            .into_iter()
+            .flat_map(|q| q.keys())
+            .collect();
+        Ok(json!({
+            "in": {"type": "object", "required": ["title"], "properties": {
+                "title": {"type": "string"},
+                "description": {"type": "string"},
+                "queue": {"type": "string", "enum": names},
+            }},
+            "out": {"type": "object", "properties": {"id": {"type": "string"}}},
+        }))
+    }
+}
+
+/// The desk's queues as a select view wants them: `{id: name}`.
+async fn queues(config: &StepConfig, ctx: &Context) -> Result<Value, ProcessError> {
+    let desk = Desk::from_config(config)?;
+    let listed = desk
+        .send(desk.request(ctx.client(), Method::GET, "/queues"))
+        .await?;
+    let mut choices = serde_json::Map::new();
+    for queue in listed.as_array().into_iter().flatten() {
+        if let (Some(id), Some(name)) = (queue["id"].as_str(), queue["name"].as_str()) {
+            choices.insert(id.to_owned(), json!(name));
+        }
+    }
+    Ok(Value::Object(choices))
 }

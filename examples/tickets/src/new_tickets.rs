@@ -3,6 +3,10 @@
 //! The snapshot holds `since`, the newest `updated` emitted so far; a ticket the desk sends
 //! without an `id` is reported with [`Context::emit_error`] and skipped, so one bad record
 //! does not hold back the rest.
+//!
+//! Its lifecycle hooks show what sailor-nodejs' `startup`/`shutdown` are for: when the flow
+//! starts, `startup` subscribes to the desk's change events and returns the subscription,
+//! which the platform stores; when the flow stops, `shutdown` gets it back and unsubscribes.
 
 use sailor::prelude::*;
 
@@ -54,5 +58,32 @@ impl Trigger for NewTickets {
             ctx.emitter().snapshot(json!({ "since": newest })).await?;
         }
         Ok(())
+    }
+
+    async fn startup(&self, config: &StepConfig, ctx: &Context) -> Result<Value, ProcessError> {
+        let desk = Desk::from_config(config)?;
+        let subscription = desk
+            .send(
+                desk.request(ctx.client(), Method::POST, "/subscriptions")
+                    .json(&json!({"event": "ticket.changed", "flow": ctx.flow_id()})),
+            )
+            .await?;
+        Ok(json!({ "subscription": subscription["id"] }))
+    }
+
+    async fn shutdown(
+        &self,
+        config: &StepConfig,
+        startup_state: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        let desk = Desk::from_config(config)?;
+        let Some(id) = startup_state["subscription"].as_str() else {
+            return Ok(());
+        };
+        let path = format!("/subscriptions/{id}");
+        desk.send(desk.request(ctx.client(), Method::DELETE, &path))
+            .await
+            .map(drop)
     }
 }

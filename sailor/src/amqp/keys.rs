@@ -1,4 +1,5 @@
-//! Publishing `updateKeys` outside a flow: the AMQP side of `verify_credentials`.
+//! Publishing `updateKeys` outside a delivery: the AMQP side of `verify_credentials`, the
+//! service methods and the lifecycle hooks.
 //!
 //! A credential check runs in no step and handles no message, yet a refresh during the check
 //! rotates the refresh token all the same; when the `ELASTICIO_AMQP_*` variables are set, the
@@ -23,6 +24,7 @@ pub const VERIFY_FUNCTION: &str = "verifyCredentials";
 pub struct KeysPublisher {
     settings: KeysSettings,
     account: Option<String>,
+    function: String,
     publisher: Publisher,
 }
 
@@ -38,8 +40,16 @@ impl KeysPublisher {
         Self {
             settings,
             account,
+            function: VERIFY_FUNCTION.to_owned(),
             publisher,
         }
+    }
+
+    /// The same publisher, naming `function` in the `function` header (a hook's keys carry
+    /// the step's function).
+    pub fn for_function(mut self, function: &str) -> Self {
+        self.function = function.to_owned();
+        self
     }
 
     /// Closes the connection, once nothing more is to be published.
@@ -54,10 +64,10 @@ impl EventSink for KeysPublisher {
         let Event::UpdateKeys(keys) = event else {
             return Err(EmitError::Refused {
                 kind: event.kind(),
-                reason: "a credential check publishes updateKeys only".to_owned(),
+                reason: "outside a delivery, only updateKeys are published".to_owned(),
             });
         };
-        let headers = standalone_headers(&self.settings.identity, VERIFY_FUNCTION);
+        let headers = standalone_headers(&self.settings.identity, &self.function);
         let outgoing = update_keys_message(
             &keys,
             &self.settings.cipher,

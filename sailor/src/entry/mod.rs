@@ -23,10 +23,12 @@
 //! | `run --function F --config C [--message M] [--snapshot S]` | one message through one function, events as JSON lines on stdout | 0 no error event, 1 an error event, 2 unusable input |
 //! | `validate [--descriptor FILE]` | component.json against the registry | 0 valid, 1 problems, 2 unreadable |
 //! | `verify [--config FILE] [--timeout S]` | the credential check with the component's [`Verifier`] | 0 verified, 1 not verified, 2 unusable input |
+//! | `service verifyCredentials\|getMetaModel\|selectModel` | elastic.io's service mode: the answer POSTed to `ELASTICIO_POST_RESULT_URL` | 0 answer delivered, 1 not delivered, 2 unusable environment |
 //!
 //! Logs go to stderr, filtered by `LOG_LEVEL` (default `info`). A component with commands of
 //! its own (the REST component's `demo`) adds them with [`Component::main_with`].
 
+mod service;
 mod verify;
 
 use std::ffi::OsString;
@@ -40,10 +42,11 @@ use clap::{ArgMatches, FromArgMatches as _, Subcommand};
 use crate::descriptor::Descriptor;
 use crate::local::{self, RunRequest, RunStatus};
 use crate::registry::Registry;
-use crate::settings::Settings;
+use crate::settings::{HookSettings, Settings};
 use crate::telemetry::logs::{self, LogFormat};
 use crate::verify::{OAuth2Verifier, Verifier};
 
+pub use service::ServiceMethod;
 pub use verify::{VerifyArgs, verify_credentials_main};
 
 /// Exit code: a usage error or unusable input (clap's own code for bad arguments).
@@ -97,6 +100,13 @@ enum RuntimeCommand {
     },
     /// Checks a credential (elastic.io's verifyCredentials): prints {"verified": ...}.
     Verify(VerifyArgs),
+    /// elastic.io's service mode: runs a service method and POSTs its answer to
+    /// ELASTICIO_POST_RESULT_URL.
+    Service {
+        /// The method, as the platform names it.
+        #[arg(value_enum)]
+        method: ServiceMethod,
+    },
 }
 
 /// No subcommands of the component's own: what [`Component::main`] adds.
@@ -262,10 +272,17 @@ impl Component {
                 init_logs("info");
                 verify::run(args, self.verifier).await
             }
+            RuntimeCommand::Service { method } => {
+                init_logs("info");
+                service::run(method, &self.registry, self.verifier).await
+            }
         }
     }
 
     async fn worker(self) -> ExitCode {
+        if HookSettings::requested() {
+            return self.shutdown_hook().await;
+        }
         let settings = match Settings::from_env() {
             Ok(settings) => settings,
             Err(error) => {
@@ -281,6 +298,31 @@ impl Component {
                     .map(ToString::to_string)
                     .collect();
                 tracing::error!(message = "The worker failed.", error = chain.join(": "));
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    /// `worker` with `ELASTICIO_HOOK_SHUTDOWN`: the flow stops; run the shutdown hook.
+    async fn shutdown_hook(self) -> ExitCode {
+        let settings = match HookSettings::from_env() {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::error!(message = "The shutdown hook cannot run.", error = %error);
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
+        match crate::hooks::shutdown(&settings, &self.registry).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                let chain: Vec<String> = crate::event::error_chain(&error)
+                    .map(ToString::to_string)
+                    .collect();
+                tracing::error!(
+                    message = "The shutdown hook failed.",
+                    error = chain.join(": ")
+                );
                 ExitCode::from(1)
             }
         }

@@ -60,6 +60,16 @@ struct VerifyCli {
     args: VerifyArgs,
 }
 
+impl Default for VerifyArgs {
+    /// The config from `ELASTICIO_CFG` or stdin, the default timeout.
+    fn default() -> Self {
+        Self {
+            config: None,
+            timeout: DEFAULT_TIMEOUT.as_secs_f64(),
+        }
+    }
+}
+
 fn parse_timeout(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds > 0.0 && Duration::try_from_secs_f64(seconds).is_ok() => Ok(seconds),

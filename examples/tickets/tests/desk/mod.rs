@@ -27,6 +27,10 @@ pub struct Ledger {
     pub queries: Vec<String>,
     /// Calls refused for a missing or wrong key.
     pub refused: usize,
+    /// Subscriptions open now, by id, with what was posted.
+    pub subscriptions: Vec<(String, Value)>,
+    /// Every subscription ever opened.
+    pub subscribed: usize,
 }
 
 /// A running desk.
@@ -45,6 +49,12 @@ impl Desk {
         }));
         let app = Router::new()
             .route("/api/tickets", get(list).post(create))
+            .route("/api/queues", get(queues))
+            .route("/api/subscriptions", axum::routing::post(subscribe))
+            .route(
+                "/api/subscriptions/{id}",
+                axum::routing::delete(unsubscribe),
+            )
             .with_state(ledger.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api", listener.local_addr().unwrap());
@@ -67,6 +77,15 @@ impl Desk {
 
     pub fn refused(&self) -> usize {
         self.ledger.lock().unwrap().refused
+    }
+
+    /// The subscriptions open now.
+    pub fn subscriptions(&self) -> Vec<(String, Value)> {
+        self.ledger.lock().unwrap().subscriptions.clone()
+    }
+
+    pub fn subscribed(&self) -> usize {
+        self.ledger.lock().unwrap().subscribed
     }
 }
 
@@ -104,6 +123,50 @@ async fn create(
     let mut answer = ticket;
     answer["id"] = json!(format!("T-{}", ledger.created.len()));
     (StatusCode::CREATED, Json(answer))
+}
+
+async fn queues(State(ledger): State<Arc<Mutex<Ledger>>>, headers: HeaderMap) -> impl IntoResponse {
+    if !authorised(&ledger, &headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad key"})));
+    }
+    (
+        StatusCode::OK,
+        Json(json!([{"id": "support", "name": "Support"}, {"id": "billing", "name": "Billing"}])),
+    )
+}
+
+async fn subscribe(
+    State(ledger): State<Arc<Mutex<Ledger>>>,
+    headers: HeaderMap,
+    Json(request): Json<Value>,
+) -> impl IntoResponse {
+    if !authorised(&ledger, &headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad key"})));
+    }
+    let mut ledger = ledger.lock().unwrap();
+    ledger.subscribed += 1;
+    let id = format!("S-{}", ledger.subscribed);
+    ledger.subscriptions.push((id.clone(), request));
+    (StatusCode::CREATED, Json(json!({"id": id})))
+}
+
+async fn unsubscribe(
+    State(ledger): State<Arc<Mutex<Ledger>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    if !authorised(&ledger, &headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad key"})));
+    }
+    let mut ledger = ledger.lock().unwrap();
+    let before = ledger.subscriptions.len();
+    ledger.subscriptions.retain(|(open, _)| *open != id);
+    let status = if ledger.subscriptions.len() < before {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    (status, Json(json!({})))
 }
 
 /// Writes `value` as JSON to `dir/name`.
