@@ -236,12 +236,13 @@ async fn startup_stores_the_subscription_and_shutdown_removes_it() {
     let (code, stderr) = tickets(&["worker"], &shutdown_env).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(desk.subscriptions(), []);
-    let platform = platform.lock().unwrap();
-    assert_eq!(
-        platform.requests,
-        ["POST", "DELETE", "POST", "GET", "DELETE"]
-    );
-    assert_eq!(platform.data, None);
-    drop(platform);
+    {
+        let platform = platform.lock().unwrap();
+        assert_eq!(
+            platform.requests,
+            ["POST", "DELETE", "POST", "GET", "DELETE"]
+        );
+        assert_eq!(platform.data, None);
+    }
     bed.cleanup().await;
 }
