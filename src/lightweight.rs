@@ -27,7 +27,7 @@ pub const OBJECT_ID_HEADER: &str = "x-ipaas-object-storage-id";
 /// A stored body of an incoming message could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the {part} is in object storage (message header `{OBJECT_ID_HEADER}`: {id:?}), but {source}"
+    "the {part} is in object storage (message header `{OBJECT_ID_HEADER}`: {id:?}) and cannot be read"
 )]
 pub struct ResolveError {
     /// Which body: "input message's body", "passthrough body of step step_1".
@@ -205,9 +205,10 @@ mod tests {
         };
         let error = resolve(&mut message, Err(&missing)).await.unwrap_err();
         assert_eq!(
-            error.to_string(),
+            crate::event::ErrorReport::from_error("ObjectStorageError", &error).message,
             "the input message's body is in object storage (message header \
-             `x-ipaas-object-storage-id`: \"obj-1\"), but ELASTICIO_OBJECT_STORAGE_URI is not set"
+             `x-ipaas-object-storage-id`: \"obj-1\") and cannot be read: \
+             ELASTICIO_OBJECT_STORAGE_URI is not set"
         );
     }
 

@@ -1,0 +1,348 @@
+//! Lightweight messages through the worker on the real RabbitMQ, against a loopback stand-in
+//! for elastic.io's object storage (maester): bodies read back before the function runs, and
+//! outgoing bodies over the threshold stored.
+
+mod bed;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use bed::{Bed, Running, decrypt, decrypt_field, routing_keys, start, text};
+use component::crypto::Encoding;
+use component::{Action, Context, Message, ProcessError, Registry, StepConfig};
+use lapin::types::FieldTable;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "storage-t0ken-s3cr3t";
+const OBJECT_ID_HEADER: &str = "x-ipaas-object-storage-id";
+
+/// One request the stand-in received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: &'static str,
+    path: String,
+    authorization: Option<String>,
+    request_id: Option<String>,
+    content_type: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct Storage {
+    objects: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Storage {
+    /// Serves `POST /objects` and `GET /objects/{id}` on a loopback port; returns the base URL.
+    async fn serve(&self) -> String {
+        let app = axum::Router::new()
+            .route("/objects", axum::routing::post(add))
+            .route("/objects/{id}", axum::routing::get(get_one))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    /// Stores `body`'s JSON as sailor-nodejs does (encrypted, raw) and returns its id.
+    fn put(&self, id: &str, body: &Value) {
+        let encrypted = bed::cipher().encrypt(body.to_string().as_bytes());
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), encrypted);
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str) -> usize {
+        self.seen().iter().filter(|s| s.method == method).count()
+    }
+
+    /// The stored object's plaintext.
+    fn plain(&self, id: &str) -> Vec<u8> {
+        let objects = self.objects.lock().unwrap();
+        bed::cipher().decrypt(&objects[id]).unwrap()
+    }
+
+    fn record(&self, method: &'static str, path: String, headers: &HeaderMap) -> bool {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let seen = Seen {
+            method,
+            path,
+            authorization: get("authorization"),
+            request_id: get("x-request-id"),
+            content_type: get("content-type"),
+        };
+        let authorized = seen.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"));
+        self.seen.lock().unwrap().push(seen);
+        authorized
+    }
+}
+
+async fn add(State(storage): State<Storage>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    if !storage.record("POST", "/objects".into(), &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    storage
+        .objects
+        .lock()
+        .unwrap()
+        .insert(id.clone(), body.to_vec());
+    (
+        StatusCode::OK,
+        axum::Json(json!({"objectId": id, "contentType": "application/json"})),
+    )
+        .into_response()
+}
+
+async fn get_one(
+    State(storage): State<Storage>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> impl IntoResponse {
+    if !storage.record("GET", format!("/objects/{id}"), &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match storage.objects.lock().unwrap().get(&id) {
+        Some(bytes) => (StatusCode::OK, bytes.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Emits `{"echo": body}`, counting its calls.
+#[derive(Clone, Default)]
+struct Echo {
+    calls: Arc<Mutex<Vec<Value>>>,
+}
+
+#[async_trait]
+impl Action for Echo {
+    async fn process(
+        &self,
+        message: &Message,
+        _config: &StepConfig,
+        _snapshot: &Value,
+        ctx: &Context,
+    ) -> Result<(), ProcessError> {
+        self.calls.lock().unwrap().push(message.body.clone());
+        ctx.emitter()
+            .data(Message::with_body(json!({ "echo": message.body })))
+            .await?;
+        Ok(())
+    }
+}
+
+fn start_echo(bed: &Bed, echo: &Echo, extra: &[(&str, String)]) -> Running {
+    let mut vars = bed.vars("echo", &json!({}));
+    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let mut registry = Registry::new();
+    registry.action("echo", echo.clone());
+    start(vars, registry)
+}
+
+fn storage_vars(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ELASTICIO_OBJECT_STORAGE_URI", url.to_owned()),
+        ("ELASTICIO_OBJECT_STORAGE_TOKEN", TOKEN.to_owned()),
+    ]
+}
+
+async fn send(bed: &Bed, message: &Value, id: &str) {
+    let body = bed::cipher().encode(message.to_string().as_bytes(), Encoding::Base64);
+    let mut headers = FieldTable::default();
+    headers.insert("messageId".into(), text(id));
+    bed.send_raw(&body, headers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lightweight_input_is_read_from_object_storage_once_before_the_function_runs() {
+    let storage = Storage::default();
+    let url = storage.serve().await;
+    let stored = json!({"big": "x".repeat(2000), "n": [1, 2, 3]});
+    storage.put("obj-in", &stored);
+    let bed = Bed::new().await;
+    send(
+        &bed,
+        &json!({"body": {}, "headers": {OBJECT_ID_HEADER: "obj-in"}}),
+        "in-l",
+    )
+    .await;
+    let echo = Echo::default();
+    let worker = start_echo(&bed, &echo, &storage_vars(&url));
+
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data"]);
+    assert_eq!(decrypt(&events[0])["body"], json!({ "echo": stored }));
+    assert_eq!(
+        *echo.calls.lock().unwrap(),
+        [stored],
+        "the function saw the stored body"
+    );
+    let seen = storage.seen();
+    assert_eq!(seen.len(), 1, "one request: {seen:?}");
+    assert_eq!(
+        (seen[0].method, seen[0].path.as_str()),
+        ("GET", "/objects/obj-in")
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(seen[0].request_id.as_deref(), Some("f:flow-1;s:step_2;m:"));
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0, "acked");
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lightweight_input_without_object_storage_is_an_error_naming_the_header_and_the_variable()
+{
+    let bed = Bed::new().await;
+    let input = json!({"body": {}, "headers": {OBJECT_ID_HEADER: "obj-x"}});
+    send(&bed, &input, "in-x").await;
+    let echo = Echo::default();
+    let worker = start_echo(&bed, &echo, &[]);
+
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(
+        routing_keys(&events),
+        ["error", "dead"],
+        "error, then rejection"
+    );
+    let error: Value = serde_json::from_slice(&events[0].data).unwrap();
+    let report = decrypt_field(error["error"].as_str().unwrap());
+    assert_eq!(report["name"], "ObjectStorageError");
+    assert_eq!(
+        report["message"],
+        "the input message's body is in object storage (message header \
+         `x-ipaas-object-storage-id`: \"obj-x\") and cannot be read: \
+         ELASTICIO_OBJECT_STORAGE_URI is not set"
+    );
+    assert_eq!(decrypt_field(error["errorInput"].as_str().unwrap()), input);
+    assert!(
+        echo.calls.lock().unwrap().is_empty(),
+        "never run on an empty body"
+    );
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lightweight_input_whose_object_is_gone_is_an_error_and_is_not_retried() {
+    let storage = Storage::default();
+    let url = storage.serve().await;
+    let bed = Bed::new().await;
+    send(
+        &bed,
+        &json!({"body": {}, "headers": {OBJECT_ID_HEADER: "missing"}}),
+        "in-g",
+    )
+    .await;
+    let echo = Echo::default();
+    let worker = start_echo(&bed, &echo, &storage_vars(&url));
+
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error", "dead"]);
+    let report = decrypt_field(
+        serde_json::from_slice::<Value>(&events[0].data).unwrap()["error"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("cannot be read: object storage answered HTTP 404 to GET /objects/missing"),
+        "{report}"
+    );
+    assert_eq!(storage.count("GET"), 1, "a 4xx is final");
+    assert!(echo.calls.lock().unwrap().is_empty());
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_over_the_threshold_is_stored_one_at_it_is_not_and_the_stored_one_reads_back() {
+    let storage = Storage::default();
+    let url = storage.serve().await;
+    let bed = Bed::new().await;
+    // The echo's body is `{"echo":"xx..."}`: 11 bytes of JSON around the string.
+    let threshold = 100;
+    send(&bed, &json!({"body": "x".repeat(89)}), "at").await;
+    send(&bed, &json!({"body": "x".repeat(90)}), "over").await;
+    let echo = Echo::default();
+    let mut vars = storage_vars(&url);
+    vars.extend([
+        ("ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE", "true".to_owned()),
+        (
+            "ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD",
+            threshold.to_string(),
+        ),
+    ]);
+    let worker = start_echo(&bed, &echo, &vars);
+
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data", "data"]);
+    let (at, over) = (decrypt(&events[0]), decrypt(&events[1]));
+    assert_eq!(
+        at["body"],
+        json!({"echo": "x".repeat(89)}),
+        "100 bytes stay inline"
+    );
+    assert!(at["headers"].get(OBJECT_ID_HEADER).is_none());
+    assert_eq!(over["body"], json!({}), "101 bytes go to object storage");
+    let id = over["headers"][OBJECT_ID_HEADER]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(storage.count("POST"), 1, "{:?}", storage.seen());
+    assert_eq!(storage.count("GET"), 0);
+    let post = &storage.seen()[0];
+    assert_eq!(
+        post.authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(post.content_type.as_deref(), Some("application/json"));
+    let expected = format!(r#"{{"echo":"{}"}}"#, "x".repeat(90));
+    assert_eq!(
+        storage.plain(&id),
+        expected.as_bytes(),
+        "the body's JSON, encrypted"
+    );
+    worker.stop().await;
+
+    // The lightweight output is the next step's input: read back, byte for byte.
+    let reader = Echo::default();
+    bed.send_raw(
+        &events[1].data,
+        events[1].properties.headers().clone().unwrap_or_default(),
+    )
+    .await;
+    let worker = start_echo(&bed, &reader, &storage_vars(&url));
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data"]);
+    assert_eq!(
+        *reader.calls.lock().unwrap(),
+        [json!({"echo": "x".repeat(90)})]
+    );
+    assert_eq!((storage.count("POST"), storage.count("GET")), (1, 1));
+    worker.stop().await;
+    bed.cleanup().await;
+}
