@@ -3,128 +3,22 @@
 //! outgoing bodies over the threshold stored.
 
 mod bed;
+#[path = "object_store/mod.rs"]
+mod object_store;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use bed::{Bed, Running, decrypt, decrypt_field, routing_keys, start, text};
 use component::crypto::Encoding;
 use component::{Action, Context, Message, ProcessError, Registry, StepConfig};
 use lapin::types::FieldTable;
+use object_store::{ObjectStore, TOKEN};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-const TOKEN: &str = "storage-t0ken-s3cr3t";
 const OBJECT_ID_HEADER: &str = "x-ipaas-object-storage-id";
-
-/// One request the stand-in received.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: &'static str,
-    path: String,
-    authorization: Option<String>,
-    request_id: Option<String>,
-    content_type: Option<String>,
-}
-
-#[derive(Clone, Default)]
-struct Storage {
-    objects: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Storage {
-    /// Serves `POST /objects` and `GET /objects/{id}` on a loopback port; returns the base URL.
-    async fn serve(&self) -> String {
-        let app = axum::Router::new()
-            .route("/objects", axum::routing::post(add))
-            .route("/objects/{id}", axum::routing::get(get_one))
-            .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
-    }
-
-    /// Stores `body`'s JSON as sailor-nodejs does (encrypted, raw) and returns its id.
-    fn put(&self, id: &str, body: &Value) {
-        let encrypted = bed::cipher().encrypt(body.to_string().as_bytes());
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(id.to_owned(), encrypted);
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn count(&self, method: &str) -> usize {
-        self.seen().iter().filter(|s| s.method == method).count()
-    }
-
-    /// The stored object's plaintext.
-    fn plain(&self, id: &str) -> Vec<u8> {
-        let objects = self.objects.lock().unwrap();
-        bed::cipher().decrypt(&objects[id]).unwrap()
-    }
-
-    fn record(&self, method: &'static str, path: String, headers: &HeaderMap) -> bool {
-        let get = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let seen = Seen {
-            method,
-            path,
-            authorization: get("authorization"),
-            request_id: get("x-request-id"),
-            content_type: get("content-type"),
-        };
-        let authorized = seen.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"));
-        self.seen.lock().unwrap().push(seen);
-        authorized
-    }
-}
-
-async fn add(State(storage): State<Storage>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    if !storage.record("POST", "/objects".into(), &headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    storage
-        .objects
-        .lock()
-        .unwrap()
-        .insert(id.clone(), body.to_vec());
-    (
-        StatusCode::OK,
-        axum::Json(json!({"objectId": id, "contentType": "application/json"})),
-    )
-        .into_response()
-}
-
-async fn get_one(
-    State(storage): State<Storage>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> impl IntoResponse {
-    if !storage.record("GET", format!("/objects/{id}"), &headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    match storage.objects.lock().unwrap().get(&id) {
-        Some(bytes) => (StatusCode::OK, bytes.clone()).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
 
 /// Emits `{"echo": body}`, counting its calls.
 #[derive(Clone, Default)]
@@ -173,10 +67,13 @@ async fn send(bed: &Bed, message: &Value, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lightweight_input_is_read_from_object_storage_once_before_the_function_runs() {
-    let storage = Storage::default();
+    let storage = ObjectStore::default();
     let url = storage.serve().await;
     let stored = json!({"big": "x".repeat(2000), "n": [1, 2, 3]});
-    storage.put("obj-in", &stored);
+    storage.put(
+        "obj-in",
+        bed::cipher().encrypt(stored.to_string().as_bytes()),
+    );
     let bed = Bed::new().await;
     send(
         &bed,
@@ -246,7 +143,7 @@ async fn a_lightweight_input_without_object_storage_is_an_error_naming_the_heade
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lightweight_input_whose_object_is_gone_is_an_error_and_is_not_retried() {
-    let storage = Storage::default();
+    let storage = ObjectStore::default();
     let url = storage.serve().await;
     let bed = Bed::new().await;
     send(
@@ -280,7 +177,7 @@ async fn a_lightweight_input_whose_object_is_gone_is_an_error_and_is_not_retried
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_over_the_threshold_is_stored_one_at_it_is_not_and_the_stored_one_reads_back() {
-    let storage = Storage::default();
+    let storage = ObjectStore::default();
     let url = storage.serve().await;
     let bed = Bed::new().await;
     // The echo's body is `{"echo":"xx..."}`: 11 bytes of JSON around the string.
@@ -322,7 +219,7 @@ async fn an_output_over_the_threshold_is_stored_one_at_it_is_not_and_the_stored_
     assert_eq!(post.content_type.as_deref(), Some("application/json"));
     let expected = format!(r#"{{"echo":"{}"}}"#, "x".repeat(90));
     assert_eq!(
-        storage.plain(&id),
+        bed::cipher().decrypt(&storage.get(&id).unwrap()).unwrap(),
         expected.as_bytes(),
         "the body's JSON, encrypted"
     );
