@@ -243,3 +243,140 @@ async fn an_output_over_the_threshold_is_stored_one_at_it_is_not_and_the_stored_
     worker.stop().await;
     bed.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_5xx_is_retried_twice_then_the_input_fails() {
+    let storage = ObjectStore::default();
+    let url = storage.serve().await;
+    storage.put(
+        "obj",
+        bed::cipher().encrypt(json!({"k": "v"}).to_string().as_bytes()),
+    );
+    let bed = Bed::new().await;
+    let input = json!({"body": {}, "headers": {OBJECT_ID_HEADER: "obj"}});
+    let echo = Echo::default();
+    // Two 503s: the third request reads the body.
+    storage.fail_next(2);
+    send(&bed, &input, "in-2").await;
+    let worker = start_echo(&bed, &echo, &storage_vars(&url));
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data"]);
+    assert_eq!(decrypt(&events[0])["body"], json!({"echo": {"k": "v"}}));
+    assert_eq!(storage.count("GET"), 3);
+
+    // Three 503s: the retries are spent, and the input fails.
+    storage.fail_next(3);
+    send(&bed, &input, "in-3").await;
+    let events = bed.collect(2, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error", "dead"]);
+    let report = decrypt_field(
+        serde_json::from_slice::<Value>(&events[0].data).unwrap()["error"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("object storage answered HTTP 503 to GET /objects/obj"),
+        "{report}"
+    );
+    assert_eq!(storage.count("GET"), 6, "three more: one and two retries");
+    assert_eq!(echo.calls.lock().unwrap().len(), 1);
+    worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_bodies_are_stored_with_the_body_and_one_already_stored_keeps_its_id() {
+    use component::clock;
+    use component::settings::Settings;
+    use component::step::Step;
+
+    let storage = ObjectStore::default();
+    let url = storage.serve().await;
+    storage.put(
+        "pre-stored",
+        bed::cipher().encrypt(json!({"old": true}).to_string().as_bytes()),
+    );
+    let bed = Bed::new().await;
+    let big = json!({"big": "y".repeat(200)});
+    send(
+        &bed,
+        &json!({
+            "body": {"small": 1},
+            "passthrough": {
+                "step_0": {"body": {}, "headers": {OBJECT_ID_HEADER: "pre-stored"}},
+                "step_1": {"body": big, "headers": {}}
+            }
+        }),
+        "in-p",
+    )
+    .await;
+    let mut vars = bed.vars("echo", &json!({}));
+    vars.extend(
+        storage_vars(&url)
+            .into_iter()
+            .chain([
+                ("ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE", "true".to_owned()),
+                ("ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD", "100".to_owned()),
+            ])
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let settings = Settings::from_vars(vars).unwrap();
+    let echo = Echo::default();
+    let mut registry = Registry::new();
+    registry.action("echo", echo.clone());
+    let step = Step::new(&registry, "echo", StepConfig::default(), clock::system()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // A passthrough step, as the platform's step JSON would say.
+    let worker = tokio::spawn(component::worker::serve(
+        settings,
+        step,
+        json!({}),
+        true,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data"]);
+    let out = decrypt(&events[0]);
+    assert_eq!(
+        *echo.calls.lock().unwrap(),
+        [json!({"small": 1})],
+        "the function's own body"
+    );
+    assert_eq!(out["body"], json!({}));
+    let own_id = out["headers"][OBJECT_ID_HEADER].as_str().unwrap();
+    let passthrough = &out["passthrough"];
+    assert_eq!(passthrough["step_0"]["body"], json!({}));
+    assert_eq!(
+        passthrough["step_0"]["headers"][OBJECT_ID_HEADER], "pre-stored",
+        "already stored: not stored again"
+    );
+    assert_eq!(passthrough["step_1"]["body"], json!({}));
+    let step_1_id = passthrough["step_1"]["headers"][OBJECT_ID_HEADER]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        passthrough["step_2"]["body"],
+        json!({}),
+        "this step's own entry is the lightened message"
+    );
+    assert_eq!(passthrough["step_2"]["headers"][OBJECT_ID_HEADER], own_id);
+    assert_eq!((storage.count("GET"), storage.count("POST")), (1, 2));
+    let plain = |id: &str| {
+        serde_json::from_slice::<Value>(&bed::cipher().decrypt(&storage.get(id).unwrap()).unwrap())
+            .unwrap()
+    };
+    assert_eq!(plain(own_id), json!({"echo": {"small": 1}}));
+    assert_eq!(plain(step_1_id), big);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(40), worker)
+        .await
+        .unwrap()
+        .unwrap();
+    bed.cleanup().await;
+}

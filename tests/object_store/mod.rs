@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -32,6 +33,8 @@ pub struct Seen {
 pub struct ObjectStore {
     objects: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Requests still to be answered 503, whatever they ask.
+    failing: Arc<AtomicUsize>,
 }
 
 impl ObjectStore {
@@ -55,6 +58,18 @@ impl ObjectStore {
     /// The bytes stored as `id`.
     pub fn get(&self, id: &str) -> Option<Vec<u8>> {
         self.objects.lock().unwrap().get(id).cloned()
+    }
+
+    /// Answers the next `n` requests 503 Service Unavailable (they are recorded all the same).
+    pub fn fail_next(&self, n: usize) {
+        self.failing.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes one of the failures [`Self::fail_next`] asked for, if any are left.
+    fn failing_now(&self) -> bool {
+        self.failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Every request so far, in order.
@@ -95,6 +110,9 @@ async fn add(
     if !store.record("POST", "/objects".into(), &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    if store.failing_now() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let id = uuid::Uuid::new_v4().to_string();
     store.put(&id, body.to_vec());
     axum::Json(json!({"objectId": id, "contentType": "application/json"})).into_response()
@@ -107,6 +125,9 @@ async fn get_one(
 ) -> impl IntoResponse {
     if !store.record("GET", format!("/objects/{id}"), &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if store.failing_now() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     match store.get(&id) {
         Some(bytes) => (StatusCode::OK, bytes).into_response(),
