@@ -67,6 +67,11 @@ fn start_replier(bed: &Bed, extra: &[(&str, &str)]) -> Running {
 /// A queue bound to the bed's exchange with the routing key `{id}.reply`, as the platform's
 /// webhook binds the queue it waits on; returns the queue and the `reply_to` value.
 async fn reply_queue(bed: &Bed) -> (String, String) {
+    reply_queue_with(bed, FieldTable::default()).await
+}
+
+/// [`reply_queue`] with the queue arguments `args`.
+async fn reply_queue_with(bed: &Bed, args: FieldTable) -> (String, String) {
     let (queue, key) = (format!("test-{}:reply", bed.id), bed.key("reply"));
     bed.channel
         .queue_declare(
@@ -75,7 +80,7 @@ async fn reply_queue(bed: &Bed) -> (String, String) {
                 auto_delete: true,
                 ..QueueDeclareOptions::default()
             },
-            FieldTable::default(),
+            args,
         )
         .await
         .unwrap();
@@ -292,5 +297,55 @@ async fn an_http_reply_without_reply_to_is_an_error_in_sailor_nodejs_words() {
         "{report}"
     );
     worker.stop().await;
+    bed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_waits_until_its_reply_is_confirmed() {
+    let bed = Bed::new().await;
+    // A full reply queue that refuses more: the reply is nacked until the test makes room.
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    args.insert("x-overflow".into(), text("reject-publish"));
+    let (queue, reply_to) = reply_queue_with(&bed, args).await;
+    bed.channel
+        .basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            b"filler",
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    send(&bed, json!({"q": 4}), "in-w", Some(&reply_to)).await;
+    let worker = start_replier(
+        &bed,
+        &[
+            ("ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS", "Infinity"),
+            ("ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY", "200"),
+        ],
+    );
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        bed.events_ready().await,
+        0,
+        "no data before the reply is confirmed"
+    );
+    // Taking the filler makes room; the reply comes at the next retry.
+    let replies = take(&bed, &queue, 2, WAIT).await;
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[0].data, b"filler");
+    assert!(
+        header_int(&replies[1], "retry").is_some_and(|retry| retry >= 1),
+        "the reply was retried"
+    );
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["data"]);
+    worker.stop().await;
+    assert_eq!(bed.input_ready().await, 0, "acked once all was confirmed");
     bed.cleanup().await;
 }

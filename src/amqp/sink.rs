@@ -13,7 +13,8 @@
 //! headers and `x-eio-error-response: true`. An error counts as published only once both
 //! publishes are confirmed (sailor-nodejs waits for the reply alone). A reply the broker
 //! returns (nobody waits on `reply_to` any more) is logged and dropped, as sailor-nodejs
-//! ignores it: the requester gave up, and failing the message would not bring it back.
+//! ignores it: the requester gave up, and failing the message would not bring it back. So is
+//! an error reply the broker refuses outright.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -492,12 +493,22 @@ impl EventSink for DeliverySink {
         let published = match &event {
             Event::HttpReply(_) => self.publish_reply(kind, &outgoing).await,
             Event::Error(_) => match self.error_reply(&outgoing) {
-                // Both confirmed, or the error does not count as published.
+                // Both confirmed, or the error does not count as published; a reply the
+                // broker will never take does not hold the input back, since requeueing it
+                // would only publish the same error again.
                 Some(reply) => {
                     let (error, reply) = tokio::join!(
                         self.wire.publisher.publish(&outgoing),
                         self.publish_reply(kind, &reply)
                     );
+                    let reply = reply.or_else(|error| {
+                        if error.is_permanent() {
+                            tracing::warn!(message = "The error reply was refused; it is dropped.", %error);
+                            Ok(())
+                        } else {
+                            Err(error)
+                        }
+                    });
                     error.and(reply)
                 }
                 None => self.wire.publisher.publish(&outgoing).await,
