@@ -363,3 +363,411 @@ async fn outputs_wait_on_a_stopped_step_and_none_is_lost_when_it_starts() {
     }
     chain.flow.cleanup().await;
 }
+
+#[path = "object_store/mod.rs"]
+mod object_store;
+
+/// The fixture's `reply` action (tests/interop/node-component/lib/actions/reply.js), in Rust.
+struct Reply;
+
+#[async_trait::async_trait]
+impl sailor::Action for Reply {
+    async fn process(
+        &self,
+        message: &sailor::Message,
+        _config: &sailor::StepConfig,
+        _snapshot: &serde_json::Value,
+        ctx: &sailor::Context,
+    ) -> Result<(), sailor::ProcessError> {
+        if message.body.get("fail").is_some() {
+            return Err(sailor::ProcessError::Input("asked to fail".into()));
+        }
+        let mut reply = sailor::event::HttpReply::new(201, json!({ "got": message.body }));
+        reply
+            .headers
+            .insert("content-type".into(), json!("application/json"));
+        ctx.emitter().http_reply(reply).await?;
+        ctx.emitter()
+            .data(sailor::Message::with_body(message.body.clone()))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The fixture's `echo` action, in Rust.
+struct Echo;
+
+#[async_trait::async_trait]
+impl sailor::Action for Echo {
+    async fn process(
+        &self,
+        message: &sailor::Message,
+        _config: &sailor::StepConfig,
+        _snapshot: &serde_json::Value,
+        ctx: &sailor::Context,
+    ) -> Result<(), sailor::ProcessError> {
+        ctx.emitter()
+            .data(sailor::Message::with_body(message.body.clone()))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Our worker in this process, with the test actions `reply` and `echo` (the binary has only
+/// the REST component's); stopped through the sender.
+fn ours_in_process(
+    env: Vec<(String, String)>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let settings = sailor::settings::Settings::from_vars(env).unwrap();
+    let mut registry = sailor::Registry::new();
+    registry.action("reply", Reply);
+    registry.action("echo", Echo);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        sailor::worker::run(settings, &registry, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (stop, running)
+}
+
+async fn stop_ours(
+    ours: (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+) {
+    let _ = ours.0.send(());
+    tokio::time::timeout(Duration::from_secs(40), ours.1)
+        .await
+        .expect("our worker stops")
+        .unwrap();
+}
+
+fn header_names(message: &Received) -> std::collections::BTreeSet<String> {
+    message.headers.keys().cloned().collect()
+}
+
+/// A flow with one Node step (`step_n`) and one of ours (`step_r`) running `function`, both
+/// answering to the `caller` reply queue; returns the flow, the API stand-in, the two input
+/// queues, the reply queue and its routing key, and a queue of both steps' data and errors.
+struct ReplyFlow {
+    flow: Flow,
+    api: PlatformApi,
+    node_in: String,
+    ours_in: String,
+    replies: String,
+    reply_to: String,
+    events: String,
+}
+
+impl ReplyFlow {
+    async fn new() -> Self {
+        let flow = Flow::new().await;
+        let api = PlatformApi::start().await;
+        for step in ["step_n", "step_r"] {
+            api.set_step(&flow.flow_id, step, json!({}), false);
+        }
+        let reply_to = flow.key("caller", "reply");
+        let replies = flow.queue("replies", std::slice::from_ref(&reply_to)).await;
+        let event_keys: Vec<String> = ["step_n", "step_r"]
+            .iter()
+            .flat_map(|s| [flow.key(s, "message"), flow.key(s, "error")])
+            .collect();
+        let events = flow.queue("events", &event_keys).await;
+        Self {
+            node_in: flow.queue("node-in", &[]).await,
+            ours_in: flow.queue("ours-in", &[]).await,
+            flow,
+            api,
+            replies,
+            reply_to,
+            events,
+        }
+    }
+
+    fn env(
+        &self,
+        step_id: &str,
+        listen: &str,
+        extra_env: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let spec = StepSpec {
+            step_id,
+            function: "reply",
+            listen,
+            protocol_version: 2,
+            extra_env,
+        };
+        step_env(&self.flow, &self.api, &spec)
+    }
+
+    /// Sends `body` to both steps, with `reply_to`.
+    async fn send_both(&self, body: serde_json::Value) {
+        for queue in [&self.node_in, &self.ours_in] {
+            self.flow
+                .send(
+                    queue,
+                    &json!({"id": "m-1", "body": body, "headers": {}}),
+                    1,
+                    &[
+                        ("messageId", "m-1"),
+                        ("threadId", "thread-1"),
+                        ("reply_to", &self.reply_to),
+                    ],
+                )
+                .await;
+        }
+    }
+
+    /// `n` messages of `queue`, as (Node's, ours) by their `stepId`.
+    async fn by_step(&self, queue: &str, n: usize, node: &StepProcess) -> Vec<Received> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            match self.flow.next(queue, WAIT).await {
+                Some(message) => got.push(message),
+                None => panic!(
+                    "only {} of {n} arrived; node log:\n{}",
+                    got.len(),
+                    node.output()
+                ),
+            }
+        }
+        got.sort_by_key(|m| m.header_str("stepId"));
+        got
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_reply_of_a_node_step_and_of_ours_read_the_same() {
+    let rf = ReplyFlow::new().await;
+    let mut node = StepProcess::node("node-reply", rf.env("step_n", &rf.node_in, vec![]));
+    let ours = ours_in_process(rf.env("step_r", &rf.ours_in, vec![]));
+    rf.send_both(json!({"q": 1})).await;
+
+    let replies = rf.by_step(&rf.replies, 2, &node).await;
+    let (theirs, mine) = (&replies[0], &replies[1]);
+    assert_eq!(theirs.header_str("stepId").as_deref(), Some("step_n"));
+    assert_eq!(mine.header_str("stepId").as_deref(), Some("step_r"));
+    let expected = json!({
+        "statusCode": 201,
+        "body": {"got": {"q": 1}},
+        "headers": {"content-type": "application/json"}
+    });
+    for reply in [theirs, mine] {
+        assert_eq!(reply.routing_key, rf.reply_to);
+        // Protocol 1 whatever ELASTICIO_PROTOCOL_VERSION (2 here) says, in both runtimes.
+        assert_eq!(reply.header_int("protocolVersion"), Some(1));
+        assert_eq!(reply.decrypted(), expected);
+        for (name, value) in [
+            ("reply_to", rf.reply_to.as_str()),
+            ("threadId", "thread-1"),
+            ("parentMessageId", "m-1"),
+        ] {
+            assert_eq!(reply.header_str(name).as_deref(), Some(value), "{name}");
+        }
+        assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    }
+    assert_eq!(header_names(theirs), header_names(mine), "the same headers");
+    let events = rf.by_step(&rf.events, 2, &node).await;
+    for (event, step) in events.iter().zip(["step_n", "step_r"]) {
+        assert_eq!(
+            event.routing_key,
+            rf.flow.key(step, "message"),
+            "data, no error"
+        );
+    }
+    stop_ours(ours).await;
+    node.kill().await;
+    rf.flow.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_reply_of_a_node_step_and_of_ours_read_the_same() {
+    let rf = ReplyFlow::new().await;
+    let mut node = StepProcess::node("node-reply", rf.env("step_n", &rf.node_in, vec![]));
+    let ours = ours_in_process(rf.env("step_r", &rf.ours_in, vec![]));
+    rf.send_both(json!({"fail": true})).await;
+
+    let replies = rf.by_step(&rf.replies, 2, &node).await;
+    let errors = rf.by_step(&rf.events, 2, &node).await;
+    for ((reply, error), step) in replies.iter().zip(&errors).zip(["step_n", "step_r"]) {
+        assert_eq!(reply.header_str("stepId").as_deref(), Some(step));
+        assert_eq!(error.routing_key, rf.flow.key(step, "error"));
+        assert_eq!(
+            reply.headers.get("x-eio-error-response"),
+            Some(&lapin::types::AMQPValue::Boolean(true)),
+            "{step}"
+        );
+        assert_eq!(
+            reply.body,
+            error.json()["error"].as_str().unwrap().as_bytes(),
+            "{step}: the reply is the error's encrypted report"
+        );
+        let report = decode(&reply.body, 1);
+        let keys: Vec<&str> = report
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["name", "message", "stack"], "{step}");
+        assert!(
+            report["message"]
+                .as_str()
+                .unwrap()
+                .contains("asked to fail"),
+            "{step}: {report}"
+        );
+        let mut reply_headers = header_names(reply);
+        reply_headers.remove("x-eio-error-response");
+        assert_eq!(reply_headers, header_names(error), "{step}");
+    }
+    assert_eq!(
+        header_names(&replies[0]),
+        header_names(&replies[1]),
+        "the same headers"
+    );
+    stop_ours(ours).await;
+    node.kill().await;
+    rf.flow.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lightweight_message_stored_by_either_runtime_is_read_by_the_other() {
+    let store = object_store::ObjectStore::default();
+    let url = store.serve().await;
+    let flow = Flow::new().await;
+    let api = PlatformApi::start().await;
+    for step in ["step_n", "step_r", "step_m"] {
+        api.set_step(&flow.flow_id, step, json!({}), false);
+    }
+    let storage_env = |emit: bool| {
+        let mut env = vec![
+            ("ELASTICIO_OBJECT_STORAGE_URI".to_owned(), url.clone()),
+            (
+                "ELASTICIO_OBJECT_STORAGE_TOKEN".to_owned(),
+                object_store::TOKEN.to_owned(),
+            ),
+        ];
+        if emit {
+            env.push(("ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE".into(), "true".into()));
+            env.push((
+                "ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD".into(),
+                "10".into(),
+            ));
+        }
+        env
+    };
+    let node_in = flow.queue("node-in", &[]).await;
+    let ours_in = flow.queue("ours-in", &[]).await;
+    let node_out = flow
+        .queue("node-out", &[flow.key("step_n", "message")])
+        .await;
+    let ours_out = flow
+        .queue("ours-out", &[flow.key("step_r", "message")])
+        .await;
+    let spec = |step_id, function, listen, emit| StepSpec {
+        step_id,
+        function,
+        listen,
+        protocol_version: 1,
+        extra_env: storage_env(emit),
+    };
+    let body = json!({"text": "a body longer than ten bytes", "n": [1, 2, 3]});
+
+    // sailor-nodejs stores its output; ours reads it.
+    let mut node = StepProcess::node(
+        "node-lightweight",
+        step_env(&flow, &api, &spec("step_n", "echo", &node_in, true)),
+    );
+    flow.send(
+        &node_in,
+        &json!({"id": "m-1", "body": body, "headers": {}}),
+        1,
+        &[("messageId", "m-1")],
+    )
+    .await;
+    let stored = flow
+        .next(&node_out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no output; node log:\n{}", node.output()));
+    let message = stored.decrypted();
+    assert_eq!(message["body"], json!({}));
+    let id = message["headers"]["x-ipaas-object-storage-id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!((store.count("POST"), store.count("GET")), (1, 0));
+    assert_eq!(
+        decrypt(&store.get(&id).unwrap()),
+        body.to_string().as_bytes(),
+        "sailor-nodejs stores the body's JSON, encrypted, raw"
+    );
+    node.kill().await;
+    let ours = ours_in_process(step_env(
+        &flow,
+        &api,
+        &spec("step_r", "echo", &ours_in, false),
+    ));
+    flow.send_raw(&ours_in, &stored).await;
+    let read = flow.next(&ours_out, WAIT).await.expect("our step read it");
+    assert_eq!(read.decrypted()["body"], body);
+    assert_eq!((store.count("POST"), store.count("GET")), (1, 1));
+    stop_ours(ours).await;
+
+    // Ours stores its output; sailor-nodejs (a function with autoResolveObjectReferences) reads it.
+    let ours = ours_in_process(step_env(
+        &flow,
+        &api,
+        &spec("step_r", "echo", &ours_in, true),
+    ));
+    flow.send(
+        &ours_in,
+        &json!({"id": "m-2", "body": body, "headers": {}}),
+        1,
+        &[("messageId", "m-2")],
+    )
+    .await;
+    let stored = flow
+        .next(&ours_out, WAIT)
+        .await
+        .expect("our step stored it");
+    assert_eq!(stored.decrypted()["body"], json!({}));
+    assert_eq!((store.count("POST"), store.count("GET")), (2, 1));
+    stop_ours(ours).await;
+    let reader_in = flow.queue("reader-in", &[]).await;
+    let reader_out = flow
+        .queue("reader-out", &[flow.key("step_m", "message")])
+        .await;
+    let mut reader = StepProcess::node(
+        "node-resolve",
+        step_env(&flow, &api, &spec("step_m", "resolve", &reader_in, false)),
+    );
+    flow.send_raw(&reader_in, &stored).await;
+    let read = flow
+        .next(&reader_out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no output; node log:\n{}", reader.output()));
+    assert_eq!(read.decrypted()["body"], body);
+    assert_eq!((store.count("POST"), store.count("GET")), (2, 2));
+    let gets: Vec<_> = store
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET")
+        .collect();
+    assert_eq!(
+        gets[0].request_id,
+        gets[1]
+            .request_id
+            .as_ref()
+            .map(|id| id.replace("step_m", "step_r"))
+    );
+    reader.kill().await;
+    flow.cleanup().await;
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::event::{ErrorReport, Event, EventKind, Keys, Rebound};
+use crate::event::{ErrorReport, Event, EventKind, HttpReply, Keys, Rebound};
 use crate::message::Message;
 
 /// Why an event could not be emitted.
@@ -85,6 +85,12 @@ impl Emitter {
     /// Asks the platform to deliver the incoming message again later.
     pub async fn rebound(&self, rebound: Rebound) -> Result<(), EmitError> {
         self.sink.publish(Event::Rebound(rebound)).await
+    }
+
+    /// Answers the HTTP request that started the flow (request-reply): the worker sends the
+    /// reply to the input's `reply_to` queue; an input without one refuses it.
+    pub async fn http_reply(&self, reply: HttpReply) -> Result<(), EmitError> {
+        self.sink.publish(Event::HttpReply(reply)).await
     }
 
     /// Emits new credential keys for the platform to persist. The token lifecycle does this

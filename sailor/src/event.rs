@@ -1,10 +1,10 @@
-//! The events a step produces: data, error, snapshot, updateKeys and rebound.
+//! The events a step produces: data, error, snapshot, updateKeys, rebound and httpReply.
 //!
 //! One typed value per event; the transports (stdout for `component run`, AMQP for the worker)
 //! decide how each is written on the wire.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::message::Message;
 
@@ -25,6 +25,8 @@ pub enum Event {
     UpdateKeys(Keys),
     /// Ask the platform to deliver the incoming message again later.
     Rebound(Rebound),
+    /// The answer to the HTTP request that started the flow (request-reply webhooks).
+    HttpReply(HttpReply),
 }
 
 /// The kind of an event, as named on the wire.
@@ -40,6 +42,8 @@ pub enum EventKind {
     UpdateKeys,
     /// `rebound`
     Rebound,
+    /// `httpReply`
+    HttpReply,
 }
 
 impl EventKind {
@@ -51,6 +55,7 @@ impl EventKind {
             Self::Snapshot => "snapshot",
             Self::UpdateKeys => "updateKeys",
             Self::Rebound => "rebound",
+            Self::HttpReply => "httpReply",
         }
     }
 }
@@ -139,6 +144,31 @@ pub struct Rebound {
     pub retry_after_ms: Option<u64>,
 }
 
+/// The answer a request-reply flow gives to the HTTP request waiting at its webhook: what
+/// sailor-nodejs components emit as `httpReply`, `{statusCode, body, headers}`. The worker
+/// sends it to the input's `reply_to` queue.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpReply {
+    /// The HTTP status the caller gets.
+    pub status_code: u16,
+    /// The response body: any JSON, a string for a text answer.
+    pub body: Value,
+    /// The HTTP response headers, by name (e.g. `content-type`).
+    pub headers: Map<String, Value>,
+}
+
+impl HttpReply {
+    /// A reply with `status_code` and `body` and no headers.
+    pub fn new(status_code: u16, body: Value) -> Self {
+        Self {
+            status_code,
+            body,
+            headers: Map::new(),
+        }
+    }
+}
+
 impl Event {
     /// The event's kind.
     pub fn kind(&self) -> EventKind {
@@ -148,6 +178,7 @@ impl Event {
             Self::Snapshot(_) => EventKind::Snapshot,
             Self::UpdateKeys(_) => EventKind::UpdateKeys,
             Self::Rebound(_) => EventKind::Rebound,
+            Self::HttpReply(_) => EventKind::HttpReply,
         }
     }
 
@@ -160,6 +191,7 @@ impl Event {
             Self::Snapshot(snapshot) => snapshot.clone(),
             Self::UpdateKeys(keys) => keys.expose_json().clone(),
             Self::Rebound(rebound) => json!(rebound),
+            Self::HttpReply(reply) => json!(reply),
         }
     }
 
@@ -188,6 +220,18 @@ mod tests {
         assert_eq!(
             keys.to_json_line(),
             r#"{"event":"updateKeys","payload":{"oauth":{"access_token":"x"}}}"#
+        );
+    }
+
+    #[test]
+    fn an_http_reply_is_written_in_sailor_nodejs_names() {
+        let mut reply = HttpReply::new(201, json!({"ok": true}));
+        reply
+            .headers
+            .insert("content-type".into(), json!("application/json"));
+        assert_eq!(
+            Event::HttpReply(reply).to_json_line(),
+            r#"{"event":"httpReply","payload":{"statusCode":201,"body":{"ok":true},"headers":{"content-type":"application/json"}}}"#
         );
     }
 

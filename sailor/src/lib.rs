@@ -74,6 +74,10 @@
 //! [`telemetry`] is what an operator watches: Prometheus metrics counted along that path,
 //! the liveness and readiness behind `/healthz` and `/readyz`, and the log line formats.
 //!
+//! Inputs whose body lives in object storage (lightweight messages) are read back through
+//! [`object_storage`] by [`lightweight`] before the function sees them, and large outputs are
+//! stored there when the platform asks.
+//!
 //! Supporting modules: [`secret`] (redacted secret types), [`redact`] (known secrets taken
 //! out of quoted API bodies before they are logged or emitted), [`excerpt`] (the start of a
 //! body, redacted, for error messages), [`message`] (the message model), [`descriptor`]
@@ -94,9 +98,11 @@ pub mod event;
 pub mod excerpt;
 pub mod hooks;
 pub mod http;
+pub mod lightweight;
 pub mod local;
 pub mod message;
 pub mod module;
+pub mod object_storage;
 pub mod platform;
 pub mod platform_api;
 pub mod redact;

@@ -182,3 +182,45 @@ pub async fn run(
         _ => RunStatus::Failed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::HttpReply;
+
+    /// A writer whose bytes a test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_http_reply_is_printed_as_one_json_line_like_every_event() {
+        let out = Shared::default();
+        let emitter = Emitter::new(Arc::new(JsonLinesSink::new(Box::new(out.clone()))));
+        emitter
+            .http_reply(HttpReply::new(202, serde_json::json!({"accepted": true})))
+            .await
+            .unwrap();
+        emitter
+            .data(Message::with_body(serde_json::json!({})))
+            .await
+            .unwrap();
+        let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            r#"{"event":"httpReply","payload":{"statusCode":202,"body":{"accepted":true},"headers":{}}}"#
+        );
+    }
+}

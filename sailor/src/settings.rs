@@ -24,6 +24,11 @@ pub const DEFAULT_REBOUND_LIMIT: u32 = 20;
 pub const DEFAULT_REBOUND_INITIAL_EXPIRATION_MS: u64 = 15_000;
 /// Default `ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT`, in bytes (10 MiB).
 pub const DEFAULT_OUTGOING_MESSAGE_SIZE_LIMIT: usize = 10 * 1024 * 1024;
+/// Default `ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD`, in bytes (1 MiB, sailor-nodejs').
+pub const DEFAULT_OBJECT_STORAGE_SIZE_THRESHOLD: usize = 1024 * 1024;
+/// Default `COMPONENT_OBJECT_STORAGE_MAX_BYTES`: the most bytes of one stored body read back
+/// from object storage, whose bodies are by definition over the message size threshold.
+pub const DEFAULT_OBJECT_STORAGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Default `ELASTICIO_AMQP_PUBLISH_RETRY_DELAY`, in milliseconds.
 pub const DEFAULT_PUBLISH_RETRY_DELAY_MS: u64 = 100;
 /// Default `ELASTICIO_AMQP_PUBLISH_MAX_RETRY_DELAY`, in milliseconds (5 minutes).
@@ -184,6 +189,25 @@ impl PublishRetry {
     }
 }
 
+/// Where message bodies too large for the broker live: elastic.io's object storage
+/// (maester), as sailor-nodejs reaches it. Either value may be missing; a worker that never
+/// meets a lightweight message does not need them.
+#[derive(Clone, Debug)]
+pub struct ObjectStorageSettings {
+    /// `ELASTICIO_OBJECT_STORAGE_URI`: the service's base URI (`{uri}/objects/{id}`).
+    pub uri: Option<String>,
+    /// `ELASTICIO_OBJECT_STORAGE_TOKEN`: the bearer token of every request. A secret.
+    pub token: Option<Password>,
+    /// `ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD`: outgoing bodies (passthrough bodies
+    /// included) longer than this many bytes of JSON are stored, when lightweight output is on.
+    pub size_threshold: usize,
+    /// `ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE`: store outgoing bodies over the threshold and send
+    /// only their id (false).
+    pub emit_lightweight: bool,
+    /// `COMPONENT_OBJECT_STORAGE_MAX_BYTES`: the most bytes of one stored body read back.
+    pub max_bytes: u64,
+}
+
 /// Everything the worker reads from its environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -227,6 +251,10 @@ pub struct Settings {
     pub publish_retry: PublishRetry,
     /// `ELASTICIO_NO_SELF_PASSTRHOUGH` (sic, as the platform spells it).
     pub no_self_passthrough: bool,
+    /// `ELASTICIO_NO_ERROR_REPLIES`: do not send an input's error to its `reply_to` queue.
+    pub no_error_replies: bool,
+    /// `ELASTICIO_OBJECT_STORAGE_*` and `ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE`.
+    pub object_storage: ObjectStorageSettings,
     /// `COMPONENT_SHUTDOWN_TIMEOUT` (seconds): from the shutdown signal to exit, at most.
     pub shutdown_timeout: Duration,
     /// `COMPONENT_METRICS_ADDR` (host:port): where `/metrics`, `/healthz` and `/readyz` are
@@ -417,6 +445,41 @@ impl Reader {
         }
     }
 
+    /// The object storage variables. Lightweight output without a place to store bodies is a
+    /// problem at start-up, not a failure of every large message later.
+    fn object_storage(&mut self) -> ObjectStorageSettings {
+        let settings = ObjectStorageSettings {
+            uri: self.get("ELASTICIO_OBJECT_STORAGE_URI").map(str::to_owned),
+            token: self
+                .get("ELASTICIO_OBJECT_STORAGE_TOKEN")
+                .map(Password::new),
+            size_threshold: self.number(
+                "ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD",
+                DEFAULT_OBJECT_STORAGE_SIZE_THRESHOLD,
+                0,
+            ),
+            emit_lightweight: self.flag("ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE"),
+            max_bytes: self.number(
+                "COMPONENT_OBJECT_STORAGE_MAX_BYTES",
+                DEFAULT_OBJECT_STORAGE_MAX_BYTES,
+                1,
+            ),
+        };
+        if settings.emit_lightweight {
+            for (missing, name) in [
+                (settings.uri.is_none(), "ELASTICIO_OBJECT_STORAGE_URI"),
+                (settings.token.is_none(), "ELASTICIO_OBJECT_STORAGE_TOKEN"),
+            ] {
+                if missing {
+                    self.problems.push(format!(
+                        "ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE is on but {name} is missing"
+                    ));
+                }
+            }
+        }
+        settings
+    }
+
     fn update_keys_routing_key(&self) -> String {
         self.get("ELASTICIO_UPDATE_KEYS_ROUTING_KEY")
             .unwrap_or(DEFAULT_UPDATE_KEYS_ROUTING_KEY)
@@ -571,6 +634,8 @@ impl Settings {
         );
         let publish_retry = r.publish_retry(None);
         let no_self_passthrough = r.flag("ELASTICIO_NO_SELF_PASSTRHOUGH");
+        let no_error_replies = r.flag("ELASTICIO_NO_ERROR_REPLIES");
+        let object_storage = r.object_storage();
         let shutdown_timeout = Duration::from_secs(r.number(
             "COMPONENT_SHUTDOWN_TIMEOUT",
             DEFAULT_SHUTDOWN_TIMEOUT_S,
@@ -616,6 +681,8 @@ impl Settings {
                     outgoing_message_size_limit,
                     publish_retry,
                     no_self_passthrough,
+                    no_error_replies,
+                    object_storage,
                     shutdown_timeout,
                     metrics_addr,
                     stuck_delivery_timeout,
@@ -784,8 +851,42 @@ pub(crate) mod tests {
         assert_eq!(settings.metrics_addr, None);
         assert_eq!(settings.stuck_delivery_timeout, Duration::from_secs(900));
         assert_eq!(settings.log_format, LogFormat::Json);
+        assert!(!settings.no_error_replies);
+        let storage = &settings.object_storage;
+        assert_eq!(
+            (storage.uri.is_none(), storage.token.is_none()),
+            (true, true)
+        );
+        assert_eq!(storage.size_threshold, 1_048_576);
+        assert!(!storage.emit_lightweight);
+        assert_eq!(storage.max_bytes, 64 * 1024 * 1024);
         assert_eq!(settings.warnings.len(), 7, "{:?}", settings.warnings);
         assert_eq!(settings.amqp_uri.vhost(), "vh");
+    }
+
+    #[test]
+    fn lightweight_output_without_object_storage_is_refused_naming_what_is_missing() {
+        let mut vars = minimal();
+        vars.extend([
+            ("ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE", "true"),
+            ("ELASTICIO_OBJECT_STORAGE_URI", "http://127.0.0.1:1"),
+        ]);
+        let error = Settings::from_vars(vars.clone()).unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE is on but ELASTICIO_OBJECT_STORAGE_TOKEN is missing"
+            ]
+        );
+        vars.extend([
+            ("ELASTICIO_OBJECT_STORAGE_TOKEN", "storageSekrit"),
+            ("ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD", "10"),
+            ("ELASTICIO_NO_ERROR_REPLIES", "true"),
+        ]);
+        let settings = Settings::from_vars(vars).unwrap();
+        assert!(settings.object_storage.emit_lightweight && settings.no_error_replies);
+        assert_eq!(settings.object_storage.size_threshold, 10);
+        assert!(!format!("{settings:?}").contains("storageSekrit"));
     }
 
     #[test]

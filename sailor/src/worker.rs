@@ -46,8 +46,10 @@ use crate::crypto::Encoding;
 use crate::emitter::{Emitter, EventSink as _};
 use crate::event::{ErrorReport, Event};
 use crate::hooks::{self, HookError};
+use crate::lightweight::{self, ResolveError};
 use crate::message::Message;
 use crate::module::Invocation;
+use crate::object_storage::ObjectStorage;
 use crate::platform::{self, StepSourceError};
 use crate::registry::Registry;
 use crate::settings::{PublishRetry, Settings};
@@ -257,6 +259,11 @@ pub async fn serve(
             snapshot: Mutex::new(snapshot),
             is_passthrough,
             account,
+            object_storage: ObjectStorage::new(
+                &settings.object_storage,
+                settings.cipher.clone(),
+                &settings.identity,
+            ),
         }),
         in_flight: Mutex::new(HashMap::new()),
         permits: Semaphore::new(usize::from(settings.prefetch)),
@@ -508,6 +515,15 @@ impl Worker {
                     headers.parent_message_id.clone(),
                     Some(thread_id),
                 );
+        // A body in object storage is read back before anything else sees the message.
+        let (decoded, unresolved) = match decoded {
+            Ok(mut message) => {
+                let resolved =
+                    lightweight::resolve(&mut message, self.wire.object_storage.as_ref()).await;
+                (Ok(message), resolved.err())
+            }
+            Err(problem) => (Err(problem), None),
+        };
         let delivered = Delivered {
             error_input: sink::error_input(&delivery.data, encoding),
             headers,
@@ -524,6 +540,10 @@ impl Worker {
                 return (decision, outcome_of(decision, Processed::Rejected, false));
             }
         };
+        if let Some(error) = unresolved {
+            let decision = unreadable_body(&sink, &error).await;
+            return (decision, outcome_of(decision, Processed::Error, false));
+        }
         if let Some(reply_to) = reply_to {
             message
                 .headers
@@ -639,6 +659,13 @@ async fn poison(sink: &DeliverySink, problem: String) -> Decision {
         stack: problem,
     };
     report_and_reject(sink, report).await
+}
+
+/// A lightweight input whose stored body cannot be read: reported, then dropped, as
+/// sailor-nodejs does (the error carries the input).
+async fn unreadable_body(sink: &DeliverySink, error: &ResolveError) -> Decision {
+    tracing::warn!(message = "The message body in object storage cannot be read; reporting and rejecting the message.", %error);
+    report_and_reject(sink, ErrorReport::from_error("ObjectStorageError", error)).await
 }
 
 /// Publishes `report` as the delivery's error event: reject once it is confirmed, requeue

@@ -116,6 +116,7 @@ fn describe_event(event: &Event) -> String {
         Event::Snapshot(snapshot) => format!("snapshot    {snapshot}"),
         Event::Rebound(rebound) => format!("rebound     {}", rebound.reason),
         Event::Error(report) => format!("error       {}", report.message),
+        Event::HttpReply(reply) => format!("httpReply   {} {}", reply.status_code, reply.body),
     }
 }
 

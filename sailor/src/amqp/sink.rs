@@ -4,6 +4,17 @@
 //! data and updateKeys are encrypted in the configured protocol version; error is plain JSON
 //! with encrypted base64 fields; snapshot is plain JSON; rebound re-sends the original bytes.
 //! Each publish returns once the broker confirmed it.
+//!
+//! Request-reply, as sailor-nodejs 2.7.8 does it: an input with a `reply_to` header is answered
+//! on the same exchange with `reply_to` as routing key. `httpReply` goes there encrypted in
+//! protocol 1 (base64 text, whatever `ELASTICIO_PROTOCOL_VERSION` says) with
+//! `protocolVersion: 1`; an error event is also sent there, unless
+//! `ELASTICIO_NO_ERROR_REPLIES`, as the error's encrypted base64 text alone, with the error's
+//! headers and `x-eio-error-response: true`. An error counts as published only once both
+//! publishes are confirmed (sailor-nodejs waits for the reply alone). A reply the broker
+//! returns (nobody waits on `reply_to` any more) is logged and dropped, as sailor-nodejs
+//! ignores it: the requester gave up, and failing the message would not bring it back. So is
+//! an error reply the broker refuses outright.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,14 +22,16 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::headers::{self, IncomingHeaders, PROTOCOL_VERSION, int_value, text_value};
-use super::publisher::{Outgoing, Publisher, json_properties};
+use super::publisher::{Outgoing, PublishError, Publisher, json_properties};
 use crate::crypto::{Encoding, MessageCipher};
 use crate::emitter::{EmitError, EventSink};
-use crate::event::{ErrorReport, Event, EventKind, Keys, Rebound};
+use crate::event::{ErrorReport, Event, EventKind, HttpReply, Keys, Rebound};
+use crate::lightweight;
 use crate::message::Message;
+use crate::object_storage::{NotConfigured, ObjectStorage};
 use crate::settings::Settings;
 use crate::telemetry::metrics;
 
@@ -26,6 +39,11 @@ use crate::telemetry::metrics;
 pub const ROUTING_KEY_HEADER: &str = "x-eio-routing-key";
 /// The error a rebound past the limit turns into.
 pub const REBOUND_LIMIT_EXCEEDED: &str = "Rebound limit exceeded";
+/// AMQP header marking an error sent to `reply_to` (sailor-nodejs' `HEADER_ERROR_RESPONSE`).
+pub const ERROR_RESPONSE_HEADER: &str = "x-eio-error-response";
+/// What refuses an `httpReply` for an input without `reply_to`, in sailor-nodejs' words.
+pub const NO_REPLY_TO: &str =
+    "Component emitted 'httpReply' event but 'reply_to' was not found in AMQP headers";
 
 /// What every delivery of this process shares: settings, publisher, the step's snapshot.
 pub struct StepWire {
@@ -39,6 +57,8 @@ pub struct StepWire {
     pub is_passthrough: bool,
     /// `cfg._account`, echoed in `updateKeys` headers.
     pub account: Option<String>,
+    /// Where lightweight bodies are read and written, or why there is no such place.
+    pub object_storage: Result<ObjectStorage, NotConfigured>,
 }
 
 impl std::fmt::Debug for StepWire {
@@ -139,15 +159,30 @@ impl DeliverySink {
         Ok(outgoing)
     }
 
-    fn data(&self, mut message: Message) -> Result<Outgoing, EmitError> {
+    async fn data(&self, mut message: Message) -> Result<Outgoing, EmitError> {
         let id = message
             .id
             .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
             .clone();
         let routing_key = take_routing_key(&mut message)
             .unwrap_or_else(|| self.settings().data_routing_key.clone());
-        if self.wire.is_passthrough {
-            self.add_passthrough(&mut message);
+        let mut passthrough = self
+            .wire
+            .is_passthrough
+            .then(|| self.inherited_passthrough());
+        if self.settings().object_storage.emit_lightweight {
+            self.lighten(&mut message, passthrough.as_mut()).await?;
+        }
+        if let Some(mut passthrough) = passthrough {
+            if !self.settings().no_self_passthrough {
+                let mut entry = message.clone();
+                entry.passthrough = None;
+                passthrough.insert(
+                    self.settings().identity.step_id.clone(),
+                    serde_json::to_value(entry).unwrap_or(Value::Null),
+                );
+            }
+            message.passthrough = Some(passthrough);
         }
         let json = serde_json::to_value(&message).map_err(|error| EmitError::Refused {
             kind: EventKind::Data,
@@ -172,25 +207,125 @@ impl DeliverySink {
         )
     }
 
-    fn add_passthrough(&self, message: &mut Message) {
+    /// The passthrough an outgoing message inherits: the input's, and with
+    /// `ELASTICIO_NO_SELF_PASSTRHOUGH` the input itself under the previous step's id. This
+    /// step's own entry is added after the body is lightened, so that it holds the same.
+    fn inherited_passthrough(&self) -> Map<String, Value> {
         let incoming = self.delivered.message.as_ref();
         let mut passthrough = incoming
             .and_then(|m| m.passthrough.clone())
             .unwrap_or_default();
-        let (key, mut entry) = if self.settings().no_self_passthrough {
-            match (&self.delivered.headers.step_id, incoming) {
-                (Some(step), Some(incoming)) => (step.clone(), incoming.clone()),
-                _ => {
-                    message.passthrough = Some(passthrough);
-                    return;
-                }
+        if self.settings().no_self_passthrough
+            && let (Some(step), Some(incoming)) = (&self.delivered.headers.step_id, incoming)
+        {
+            let mut entry = incoming.clone();
+            entry.passthrough = None;
+            passthrough.insert(
+                step.clone(),
+                serde_json::to_value(entry).unwrap_or(Value::Null),
+            );
+        }
+        passthrough
+    }
+
+    /// Stores the bodies of an outgoing message in object storage when they pass the
+    /// threshold (see [`crate::lightweight`]).
+    async fn lighten(
+        &self,
+        message: &mut Message,
+        passthrough: Option<&mut Map<String, Value>>,
+    ) -> Result<(), EmitError> {
+        let storage = self
+            .wire
+            .object_storage
+            .as_ref()
+            .map_err(|missing| EmitError::Refused {
+                kind: EventKind::Data,
+                reason: format!("lightweight messages are on but {missing}"),
+            })?;
+        let mut none = Map::new();
+        let passthrough = passthrough.unwrap_or(&mut none);
+        let threshold = self.settings().object_storage.size_threshold;
+        lightweight::lighten(message, passthrough, storage, threshold)
+            .await
+            .map_err(|error| EmitError::Transport {
+                kind: EventKind::Data,
+                source: Box::new(error),
+            })?;
+        Ok(())
+    }
+
+    /// An `httpReply` for the input's `reply_to` queue: the reply object encrypted in
+    /// protocol 1, with the step's headers and `protocolVersion: 1`.
+    fn http_reply(&self, reply: &HttpReply) -> Result<Outgoing, EmitError> {
+        let reply_to =
+            self.delivered
+                .headers
+                .reply_to
+                .clone()
+                .ok_or_else(|| EmitError::Refused {
+                    kind: EventKind::HttpReply,
+                    reason: NO_REPLY_TO.to_owned(),
+                })?;
+        let mut payload = serde_json::to_value(reply).unwrap_or(Value::Null);
+        if let Some(Value::Object(headers)) = payload.get_mut("headers") {
+            headers.retain(|name, _| !name.eq_ignore_ascii_case(ROUTING_KEY_HEADER));
+        }
+        let body = self
+            .settings()
+            .cipher
+            .encode(payload.to_string().as_bytes(), Encoding::Base64);
+        let mut table = self.delivered.base_headers.clone();
+        table.insert(
+            headers::MESSAGE_ID.into(),
+            text_value(&uuid::Uuid::new_v4().to_string()),
+        );
+        table.insert(
+            PROTOCOL_VERSION.into(),
+            int_value(Encoding::Base64.protocol_version()),
+        );
+        self.within_limit(
+            EventKind::HttpReply,
+            Outgoing {
+                routing_key: reply_to,
+                body,
+                properties: json_properties(table),
+            },
+        )
+    }
+
+    /// The copy of an error event for the input's `reply_to` queue, unless there is none or
+    /// `ELASTICIO_NO_ERROR_REPLIES`: `error`'s encrypted report alone, with its headers and
+    /// `x-eio-error-response: true`.
+    fn error_reply(&self, error: &Outgoing) -> Option<Outgoing> {
+        if self.settings().no_error_replies {
+            return None;
+        }
+        let reply_to = self.delivered.headers.reply_to.clone()?;
+        let body: Value = serde_json::from_slice(&error.body).ok()?;
+        let encrypted = body.get("error")?.as_str()?.as_bytes().to_vec();
+        let mut table = error.properties.headers().clone().unwrap_or_default();
+        table.insert(
+            ERROR_RESPONSE_HEADER.into(),
+            lapin::types::AMQPValue::Boolean(true),
+        );
+        Some(Outgoing {
+            routing_key: reply_to,
+            body: encrypted,
+            properties: error.properties.clone().with_headers(table),
+        })
+    }
+
+    /// Publishes a reply; one the broker returns (nobody waits on `reply_to` any more) is
+    /// logged and dropped, as sailor-nodejs does.
+    async fn publish_reply(&self, kind: EventKind, reply: &Outgoing) -> Result<(), PublishError> {
+        match self.wire.publisher.publish(reply).await {
+            Err(PublishError::Unroutable { .. }) => {
+                tracing::warn!(message = "Nobody waits for the reply any more; it is dropped.", event = %kind);
+                Ok(())
             }
-        } else {
-            (self.settings().identity.step_id.clone(), message.clone())
-        };
-        entry.passthrough = None;
-        passthrough.insert(key, serde_json::to_value(entry).unwrap_or(Value::Null));
-        message.passthrough = Some(passthrough);
+            outcome => outcome,
+        }
     }
 
     fn error(&self, report: &ErrorReport) -> Outgoing {
@@ -348,20 +483,42 @@ impl EventSink for DeliverySink {
     async fn publish(&self, event: Event) -> Result<(), EmitError> {
         let kind = event.kind();
         let outgoing = match &event {
-            Event::Data(message) => self.data(message.clone())?,
+            Event::Data(message) => self.data(message.clone()).await?,
             Event::Error(report) => self.error(report),
             Event::Snapshot(snapshot) => self.snapshot(snapshot),
             Event::UpdateKeys(keys) => self.update_keys(keys)?,
             Event::Rebound(rebound) => self.rebound(rebound)?,
+            Event::HttpReply(reply) => self.http_reply(reply)?,
         };
-        self.wire
-            .publisher
-            .publish(&outgoing)
-            .await
-            .map_err(|source| EmitError::Transport {
-                kind,
-                source: Box::new(source),
-            })?;
+        let published = match &event {
+            Event::HttpReply(_) => self.publish_reply(kind, &outgoing).await,
+            Event::Error(_) => match self.error_reply(&outgoing) {
+                // Both confirmed, or the error does not count as published; a reply the
+                // broker will never take does not hold the input back, since requeueing it
+                // would only publish the same error again.
+                Some(reply) => {
+                    let (error, reply) = tokio::join!(
+                        self.wire.publisher.publish(&outgoing),
+                        self.publish_reply(kind, &reply)
+                    );
+                    let reply = reply.or_else(|error| {
+                        if error.is_permanent() {
+                            tracing::warn!(message = "The error reply was refused; it is dropped.", %error);
+                            Ok(())
+                        } else {
+                            Err(error)
+                        }
+                    });
+                    error.and(reply)
+                }
+                None => self.wire.publisher.publish(&outgoing).await,
+            },
+            _ => self.wire.publisher.publish(&outgoing).await,
+        };
+        published.map_err(|source| EmitError::Transport {
+            kind,
+            source: Box::new(source),
+        })?;
         tracing::debug!(message = "Event published.", event = %kind, routing_key = %outgoing.routing_key);
         match event {
             Event::Error(_) => {
@@ -434,8 +591,9 @@ mod tests {
         assert_eq!(next_rebound_iteration(Some(i64::MAX)), i64::MAX);
     }
 
-    #[tokio::test]
-    async fn a_rebound_whose_header_holds_the_largest_integer_is_past_the_limit_not_a_panic() {
+    /// The sink of a delivery with `headers`, on the minimal settings, whose publisher was
+    /// never used: for events refused before anything is published.
+    fn offline_sink(headers: IncomingHeaders) -> DeliverySink {
         let settings = Settings::from_vars(crate::settings::tests::minimal()).unwrap();
         let publisher = Publisher::new(
             settings.amqp_uri.clone(),
@@ -449,19 +607,41 @@ mod tests {
             snapshot: Mutex::new(json!({})),
             is_passthrough: false,
             account: None,
+            object_storage: Err(NotConfigured {
+                variable: "ELASTICIO_OBJECT_STORAGE_URI",
+                problem: "is not set",
+            }),
         };
         let delivered = Delivered {
-            headers: IncomingHeaders {
-                rebound_iteration: Some(i64::MAX),
-                ..IncomingHeaders::default()
-            },
+            headers,
             body: Vec::new(),
             properties: BasicProperties::default(),
             message: None,
             error_input: String::new(),
             base_headers: FieldTable::default(),
         };
-        let sink = DeliverySink::new(Arc::new(wire), Arc::new(delivered));
+        DeliverySink::new(Arc::new(wire), Arc::new(delivered))
+    }
+
+    #[tokio::test]
+    async fn an_http_reply_to_an_input_without_reply_to_is_refused_in_sailor_nodejs_words() {
+        let sink = offline_sink(IncomingHeaders::default());
+        let error = sink
+            .publish(Event::HttpReply(HttpReply::new(200, json!("ok"))))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, EmitError::Refused { kind: EventKind::HttpReply, reason } if reason == NO_REPLY_TO),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rebound_whose_header_holds_the_largest_integer_is_past_the_limit_not_a_panic() {
+        let sink = offline_sink(IncomingHeaders {
+            rebound_iteration: Some(i64::MAX),
+            ..IncomingHeaders::default()
+        });
         let rebound = Rebound {
             reason: "busy".into(),
             retry_after_ms: None,
