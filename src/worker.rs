@@ -38,6 +38,7 @@ use tracing::Instrument as _;
 use crate::amqp::account_keys::{AccountKeys, AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::connection::{INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 use crate::amqp::consumer::Subscription;
+use crate::amqp::error_input;
 use crate::amqp::headers::{self, IncomingHeaders};
 use crate::amqp::publisher::Publisher;
 use crate::amqp::sink::{self, Delivered, DeliverySink, StepWire};
@@ -47,8 +48,9 @@ use crate::emitter::{Emitter, EventSink as _};
 use crate::event::{ErrorReport, Event};
 use crate::message::Message;
 use crate::platform::{self, StepSourceError};
+use crate::platform_keys::{AccountsApi, KeysDelivery, KeysRoute};
 use crate::registry::Registry;
-use crate::settings::{PublishRetry, Settings};
+use crate::settings::{InputFormat, PublishRetry, Reconnect, Settings};
 use crate::step::{Outcome, Step, UnknownFunction};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::{self, Processed};
@@ -70,6 +72,21 @@ pub enum WorkerError {
     /// `ELASTICIO_FUNCTION` names no compiled-in function.
     #[error(transparent)]
     UnknownFunction(#[from] UnknownFunction),
+    /// `COMPONENT_KEYS_DESTINATION` asks for the platform API, which the step cannot use.
+    #[error("{0}")]
+    KeysDestination(String),
+    /// The broker could not be reached `ELASTICIO_AMQP_RECONNECT_ATTEMPTS` times in a row.
+    #[error(
+        "RabbitMQ at {host} could not be reached after {attempts} reconnection attempt(s): {last}"
+    )]
+    BrokerUnreachable {
+        /// `host:port`.
+        host: String,
+        /// Failed attempts in a row.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
 }
 
 /// How a delivery is settled, from the least to the most cautious.
@@ -87,6 +104,8 @@ pub enum Decision {
 struct Worker {
     step: Step,
     wire: Arc<StepWire>,
+    /// Where the step's `updateKeys` go: the broker, the platform API, or both.
+    keys: Arc<KeysDelivery>,
     /// Message ids being processed.
     in_flight: Mutex<HashMap<String, InFlight>>,
     permits: Semaphore,
@@ -122,6 +141,8 @@ pub async fn run(
             definition.config,
             clock::system(),
         )?;
+        keys_route(&settings, step.config().account.as_deref())
+            .map_err(WorkerError::KeysDestination)?;
         Ok::<_, WorkerError>((step, definition.snapshot, definition.is_passthrough))
     }
     .await;
@@ -133,7 +154,7 @@ pub async fn run(
         }
     };
     let account_keys = share_account_keys(&settings, &step);
-    serve(settings, step, snapshot, is_passthrough, shutdown).await;
+    let served = serve(settings, step, snapshot, is_passthrough, shutdown).await;
     if let Some(joining) = account_keys {
         if joining.is_finished() {
             if let Ok(Some(keys)) = joining.await {
@@ -143,7 +164,37 @@ pub async fn run(
             joining.abort();
         }
     }
-    Ok(())
+    served
+}
+
+/// Where the step's rotated keys go: `COMPONENT_KEYS_DESTINATION` against what the
+/// environment and the step's `_account` allow.
+fn keys_route(settings: &Settings, account: Option<&str>) -> Result<KeysRoute, String> {
+    settings
+        .keys_destination
+        .resolve(settings.platform_api.is_some(), true, account)
+}
+
+/// The process's keys delivery: the route, and the platform API client when it is on it.
+fn keys_delivery(settings: &Settings, account: Option<&str>) -> Arc<KeysDelivery> {
+    let route = keys_route(settings, account).unwrap_or_else(|problem| {
+        tracing::error!(message = "Rotated keys go to the broker only.", %problem);
+        KeysRoute {
+            amqp: true,
+            api: false,
+        }
+    });
+    let api = settings
+        .platform_api
+        .clone()
+        .zip(account)
+        .map(|(api, account)| AccountsApi::new(api, account));
+    tracing::info!(
+        message = "Rotated keys destinations.",
+        amqp = route.amqp,
+        api = route.api
+    );
+    KeysDelivery::new(route, api)
 }
 
 /// When the step has a token set and an `_account`, joins the account's keys on the broker
@@ -222,7 +273,9 @@ async fn report_start_error(settings: &Settings, error: &WorkerError) {
     publisher.close().await;
 }
 
-/// Runs `step` as the worker until `shutdown` completes, then drains and closes.
+/// Runs `step` as the worker until `shutdown` completes, then drains and closes; or until the
+/// broker could not be reached `ELASTICIO_AMQP_RECONNECT_ATTEMPTS` times in a row, when that
+/// is set: then it drains and closes the same way and returns the error.
 ///
 /// [`run`] builds the step from the environment; this entry point exists for hosts that
 /// build it themselves, such as `component demo --amqp`, whose two steps share one account's
@@ -233,8 +286,9 @@ pub async fn serve(
     snapshot: Value,
     is_passthrough: bool,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), WorkerError> {
     let account = step.config().account.clone();
+    let keys = keys_delivery(&settings, account.as_deref());
     let settings = Arc::new(settings);
     let publisher = Arc::new(Publisher::new(
         settings.amqp_uri.clone(),
@@ -250,7 +304,9 @@ pub async fn serve(
             snapshot: Mutex::new(snapshot),
             is_passthrough,
             account,
+            throttles: crate::throttle::Throttles::new(settings.rate_limits),
         }),
+        keys,
         in_flight: Mutex::new(HashMap::new()),
         permits: Semaphore::new(usize::from(settings.prefetch)),
         health: Arc::new(Health::new(
@@ -279,30 +335,50 @@ pub async fn serve(
 
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut delay = INITIAL_RECONNECT_DELAY;
+    let mut delay = settings.reconnect.delay.unwrap_or(INITIAL_RECONNECT_DELAY);
     let mut consumed_before = false;
+    let mut failures = 0u32;
+    let mut gave_up = None;
     let last = 'consume: loop {
         let opened = tokio::select! {
             () = &mut shutdown => break 'consume None,
-            opened = Subscription::open(
-                &settings.amqp_uri,
-                &settings.listen_messages_on,
-                settings.prefetch,
-            ) => opened,
+            opened = async {
+                let (uri, queue) = (&settings.amqp_uri, &settings.listen_messages_on);
+                if settings.reconnect == Reconnect::default() {
+                    Subscription::open(uri, queue, settings.prefetch).await
+                } else {
+                    Subscription::open_once(uri, queue, settings.prefetch).await
+                }
+            } => opened,
         };
         let mut subscription = match opened {
             Ok(subscription) => subscription,
             Err(error) => {
+                failures += 1;
+                if let Some(attempts) = settings.reconnect.attempts
+                    && failures > attempts
+                {
+                    tracing::error!(message = "RabbitMQ cannot be reached; giving up, as ELASTICIO_AMQP_RECONNECT_ATTEMPTS says.", %error, attempts);
+                    gave_up = Some(WorkerError::BrokerUnreachable {
+                        host: settings.amqp_uri.host(),
+                        attempts: failures,
+                        last: error.to_string(),
+                    });
+                    break 'consume None;
+                }
                 tracing::warn!(message = "Consuming failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
                 tokio::select! {
                     () = &mut shutdown => break 'consume None,
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                if settings.reconnect.delay.is_none() {
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
                 continue;
             }
         };
-        delay = INITIAL_RECONNECT_DELAY;
+        failures = 0;
+        delay = settings.reconnect.delay.unwrap_or(INITIAL_RECONNECT_DELAY);
         if consumed_before {
             metrics::get().reconnected(worker.step.name());
         }
@@ -371,6 +447,10 @@ pub async fn serve(
         ops.stop();
     }
     tracing::info!(message = "Worker stopped.");
+    match gave_up {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// Lets in-flight deliveries finish until `until`; those still running then are cut off
@@ -472,7 +552,14 @@ impl Worker {
         let settings = &self.wire.settings;
         let start_ms = headers::now_ms();
         let encoding = Encoding::from_protocol_version(headers.protocol_version);
-        let decoded = settings
+        let decoded = if settings.input_format == InputFormat::Error {
+            error_input::decode(
+                &settings.cipher,
+                &delivery.data,
+                delivery.properties.headers().as_ref(),
+            )
+        } else {
+            settings
             .cipher
             .decode(&delivery.data, encoding)
             .map_err(|error| error.to_string())
@@ -486,7 +573,8 @@ impl Worker {
                         error.column()
                     )
                 })
-            });
+            })
+        };
         let thread_id = headers
             .thread_id
             .clone()
@@ -522,7 +610,7 @@ impl Worker {
                 .insert("reply_to".into(), Value::String(reply_to));
         }
         let snapshot = self.wire.snapshot();
-        let emitter = Emitter::new(sink.clone());
+        let emitter = Emitter::new(self.keys.router(Some(sink.clone())));
         let processed = AssertUnwindSafe(self.step.process(&message, &snapshot, &emitter))
             .catch_unwind()
             .await;

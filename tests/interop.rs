@@ -245,6 +245,15 @@ async fn run_chain(protocols: [i64; 3], passthrough: bool) {
     assert_ne!(oauth["access_token"], chain.grant["access_token"]);
     assert_ne!(oauth["refresh_token"], chain.grant["refresh_token"]);
     assert_eq!(oauth["instance_url"], json!("https://eu7.example.test"));
+    // And stored through the platform API once, as sailor-nodejs stores them, the same keys.
+    let stored = chain.api.accounts.lock().unwrap().clone();
+    assert_eq!(
+        stored,
+        [(
+            "sandbox-account".to_owned(),
+            json!({ "keys": keys.decrypted() })
+        )]
+    );
     assert!(
         chain
             .flow

@@ -2,8 +2,10 @@
 //! sailor-protocol.md 2.5): the [`EventSink`] the worker gives each message's emitter.
 //!
 //! data and updateKeys are encrypted in the configured protocol version; error is plain JSON
-//! with encrypted base64 fields; snapshot is plain JSON; rebound re-sends the original bytes.
-//! Each publish returns once the broker confirmed it.
+//! with encrypted base64 fields; snapshot and updateSnapshot are plain JSON on the snapshot
+//! routing key, told apart by their `snapshotEvent` header; rebound re-sends the original
+//! bytes. Data, error and snapshot publishes wait for their slot under the process's rate
+//! limits ([`crate::throttle`]). Each publish returns once the broker confirmed it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,8 @@ pub struct StepWire {
     pub is_passthrough: bool,
     /// `cfg._account`, echoed in `updateKeys` headers.
     pub account: Option<String>,
+    /// The process's publish rate limits.
+    pub throttles: crate::throttle::Throttles,
 }
 
 impl std::fmt::Debug for StepWire {
@@ -203,9 +207,10 @@ impl DeliverySink {
         )
     }
 
-    fn snapshot(&self, snapshot: &Value) -> Outgoing {
+    /// A `snapshot` or `updateSnapshot` (`event`), as sailor-nodejs sends both.
+    fn snapshot(&self, snapshot: &Value, event: EventKind) -> Outgoing {
         let mut table = self.headers(&uuid::Uuid::new_v4().to_string());
-        table.insert("snapshotEvent".into(), text_value("snapshot"));
+        table.insert("snapshotEvent".into(), text_value(event.as_str()));
         Outgoing {
             routing_key: self.settings().snapshot_routing_key.clone(),
             body: snapshot.to_string().into_bytes(),
@@ -350,10 +355,19 @@ impl EventSink for DeliverySink {
         let outgoing = match &event {
             Event::Data(message) => self.data(message.clone())?,
             Event::Error(report) => self.error(report),
-            Event::Snapshot(snapshot) => self.snapshot(snapshot),
+            Event::Snapshot(snapshot) | Event::UpdateSnapshot(snapshot) => {
+                self.snapshot(snapshot, kind)
+            }
             Event::UpdateKeys(keys) => self.update_keys(keys)?,
             Event::Rebound(rebound) => self.rebound(rebound)?,
         };
+        let throttles = &self.wire.throttles;
+        match kind {
+            EventKind::Data => throttles.data.acquire().await,
+            EventKind::Error => throttles.error.acquire().await,
+            EventKind::Snapshot => throttles.snapshot.acquire().await,
+            _ => {}
+        }
         self.wire
             .publisher
             .publish(&outgoing)
@@ -377,6 +391,14 @@ impl EventSink for DeliverySink {
                     .snapshot
                     .lock()
                     .expect("no code panics while holding this lock") = snapshot;
+            }
+            Event::UpdateSnapshot(update) => {
+                let mut current = self
+                    .wire
+                    .snapshot
+                    .lock()
+                    .expect("no code panics while holding this lock");
+                *current = crate::event::merge_snapshot(&current, &update);
             }
             _ => {}
         }
@@ -449,6 +471,7 @@ mod tests {
             snapshot: Mutex::new(json!({})),
             is_passthrough: false,
             account: None,
+            throttles: crate::throttle::Throttles::new(crate::throttle::RateLimits::default()),
         };
         let delivered = Delivered {
             headers: IncomingHeaders {
