@@ -182,3 +182,39 @@ pub async fn run(
         _ => RunStatus::Failed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A writer whose bytes the test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn update_snapshot_is_printed_as_its_own_line_and_a_bad_one_is_not_printed() {
+        let out = Shared::default();
+        let emitter = Emitter::new(Arc::new(JsonLinesSink::new(Box::new(out.clone()))));
+        emitter.snapshot(json!({"a": 1})).await.unwrap();
+        emitter.update_snapshot(json!({"b": 2})).await.unwrap();
+        assert!(emitter.update_snapshot(json!("no")).await.is_err());
+        let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            printed,
+            "{\"event\":\"snapshot\",\"payload\":{\"a\":1}}\n\
+             {\"event\":\"updateSnapshot\",\"payload\":{\"b\":2}}\n"
+        );
+    }
+}

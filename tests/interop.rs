@@ -47,6 +47,64 @@ async fn a_node_step_reads_what_the_harness_encrypts_and_answers_in_kind() {
     flow.cleanup().await;
 }
 
+#[tokio::test]
+async fn a_node_step_stores_keys_and_sends_update_snapshot_as_ours_does() {
+    let flow = Flow::new().await;
+    let api = PlatformApi::start().await;
+    let a_in = flow.queue("a", &[]).await;
+    let out = flow.queue("out", &[flow.key("step_a", "message")]).await;
+    let snapshots = flow
+        .queue("snapshots", &[flow.key("step_a", "snapshot")])
+        .await;
+    let keys = flow
+        .queue("keys", &[flow.key("step_a", "updateKeys")])
+        .await;
+    api.set_step(
+        &flow.flow_id,
+        "step_a",
+        json!({"_account": "account-7"}),
+        false,
+    );
+    let spec = StepSpec {
+        step_id: "step_a",
+        function: "echo",
+        listen: &a_in,
+        protocol_version: 1,
+        extra_env: vec![],
+    };
+    let mut node = StepProcess::node("node-a", step_env(&flow, &api, &spec));
+    let emitted = json!({"oauth": {"access_token": "at-9", "refresh_token": "rt-9"}});
+    flow.send(
+        &a_in,
+        &json!({"id": "m-1", "body": {"updateKeys": emitted, "updateSnapshot": {"b": 2}}}),
+        1,
+        &[("messageId", "m-1")],
+    )
+    .await;
+    flow.next(&out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no output; node log:\n{}", node.output()));
+
+    // updateKeys: PUT /v1/accounts/{_account} with {"keys": <emitted>}, the body ours sends
+    // (see the chain tests), and no updateKeys message.
+    let stored = api.accounts.lock().unwrap().clone();
+    assert_eq!(
+        stored,
+        [("account-7".to_owned(), json!({ "keys": emitted }))]
+    );
+    assert!(flow.next(&keys, Duration::from_millis(300)).await.is_none());
+    // updateSnapshot: the partial snapshot as plain JSON on the snapshot key, with
+    // `snapshotEvent: updateSnapshot`, as ours sends it (tests/worker_env.rs).
+    let snapshot = flow.next(&snapshots, WAIT).await.expect("updateSnapshot");
+    assert_eq!(snapshot.json(), json!({"b": 2}));
+    assert_eq!(
+        snapshot.header_str("snapshotEvent").as_deref(),
+        Some("updateSnapshot")
+    );
+    node.kill().await;
+    flow.cleanup().await;
+}
+
 /// A flow of three steps, A (Node) → B (ours, the `request` action) → C (Node), with taps on
 /// A's and B's output, B's updateKeys and every error key.
 struct Chain {
