@@ -402,6 +402,68 @@ async fn an_error_in_our_step_is_read_by_a_node_error_handler() {
 }
 
 #[tokio::test]
+async fn a_node_error_is_read_by_our_error_handler_as_a_node_handler_reads_it() {
+    let chain = Chain::new(false, "/echo/{n}").await;
+    let mut a = chain.start_a(1);
+    let input = json!({"id": "in-0", "body": {"fail": "boom", "n": 0}, "headers": {}});
+    chain
+        .flow
+        .send(&chain.a_in, &input, 1, &[("messageId", "in-0")])
+        .await;
+    let error = chain.flow.take(&chain.errors, 1, WAIT).await.remove(0);
+    assert_eq!(error.routing_key, chain.flow.key("step_a", "error"));
+
+    // Our `request` action as the error handler: it POSTs the message body it gets to the
+    // sandbox's echo endpoint, so its output shows that body.
+    let handler_in = chain.flow.queue("handler", &[]).await;
+    let handler_out = chain
+        .flow
+        .queue("handler-out", &[chain.flow.key("step_h", "message")])
+        .await;
+    // The handler's refresh publishes updateKeys, which must find a queue (mandatory).
+    let handler_keys = chain
+        .flow
+        .queue("handler-keys", &[chain.flow.key("step_h", "updateKeys")])
+        .await;
+    let config = chain.sandbox.step_config(
+        chain.grant.clone(),
+        json!({"method": "POST", "path": "/echo/handler"}),
+    );
+    chain
+        .api
+        .set_step(&chain.flow.flow_id, "step_h", config, false);
+    let spec = StepSpec {
+        step_id: "step_h",
+        function: "request",
+        listen: &handler_in,
+        protocol_version: 1,
+        extra_env: vec![("ELASTICIO_INPUT_FORMAT".into(), "error".into())],
+    };
+    let mut handler = StepProcess::ours("rust-h", step_env(&chain.flow, &chain.api, &spec));
+    chain.flow.send_raw(&handler_in, &error).await;
+    let handled = chain
+        .flow
+        .next(&handler_out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("the handler read nothing\n{}", logs(&[&a, &handler])))
+        .decrypted();
+    let got = &handled["body"]["body"]["body"];
+    assert_eq!(got["error"]["name"], json!("Error"), "{handled}");
+    assert_eq!(got["error"]["message"], json!("boom"), "{handled}");
+    assert!(got["error"]["stack"].is_string(), "{handled}");
+    assert_eq!(
+        got["errorInput"]["body"],
+        json!({"fail": "boom", "n": 0}),
+        "errorInput is the message A received: {handled}"
+    );
+    assert!(chain.flow.next(&handler_keys, WAIT).await.is_some());
+    for step in [&mut a, &mut handler] {
+        step.kill().await;
+    }
+    chain.flow.cleanup().await;
+}
+
+#[tokio::test]
 async fn outputs_wait_on_a_stopped_step_and_none_is_lost_when_it_starts() {
     const N: usize = 5;
     let chain = Chain::new(false, "/echo/{n}").await;
