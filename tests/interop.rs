@@ -70,7 +70,14 @@ async fn a_node_step_stores_keys_and_sends_update_snapshot_as_ours_does() {
         function: "echo",
         listen: &a_in,
         protocol_version: 1,
-        extra_env: vec![],
+        extra_env: vec![
+            (
+                "ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS".into(),
+                "ELASTICIO_TENANT_ID, region_NAME2x,NOT_SET".into(),
+            ),
+            ("ELASTICIO_TENANT_ID".into(), "tenant-7".into()),
+            ("region_NAME2x".into(), "eu".into()),
+        ],
     };
     let mut node = StepProcess::node("node-a", step_env(&flow, &api, &spec));
     let emitted = json!({"oauth": {"access_token": "at-9", "refresh_token": "rt-9"}});
@@ -81,9 +88,20 @@ async fn a_node_step_stores_keys_and_sends_update_snapshot_as_ours_does() {
         &[("messageId", "m-1")],
     )
     .await;
-    flow.next(&out, WAIT)
+    let data = flow
+        .next(&out, WAIT)
         .await
         .unwrap_or_else(|| panic!("no output; node log:\n{}", node.output()));
+    // ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS: the names sailor-nodejs gives, which ours gives.
+    let tenant = component::amqp::headers::camel_case("TENANT_ID");
+    let region = component::amqp::headers::camel_case("region_NAME2x");
+    assert_eq!(
+        (tenant.as_str(), region.as_str()),
+        ("tenantId", "regionName2X")
+    );
+    assert_eq!(data.header_str(&tenant).as_deref(), Some("tenant-7"));
+    assert_eq!(data.header_str(&region).as_deref(), Some("eu"));
+    assert!(!data.headers.contains_key("notSet"));
 
     // updateKeys: PUT /v1/accounts/{_account} with {"keys": <emitted>}, the body ours sends
     // (see the chain tests), and no updateKeys message.
