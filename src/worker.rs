@@ -552,28 +552,13 @@ impl Worker {
         let settings = &self.wire.settings;
         let start_ms = headers::now_ms();
         let encoding = Encoding::from_protocol_version(headers.protocol_version);
-        let decoded = if settings.input_format == InputFormat::Error {
-            error_input::decode(
+        let decoded = match settings.input_format {
+            InputFormat::Error => error_input::decode(
                 &settings.cipher,
                 &delivery.data,
                 delivery.properties.headers().as_ref(),
-            )
-        } else {
-            settings
-            .cipher
-            .decode(&delivery.data, encoding)
-            .map_err(|error| error.to_string())
-            .and_then(|plain| {
-                // The position only: serde's message may quote the payload, which is never logged.
-                serde_json::from_slice::<Message>(&plain).map_err(|error| {
-                    format!(
-                        "the decrypted body is not a message object ({:?} error at line {}, column {})",
-                        error.classify(),
-                        error.line(),
-                        error.column()
-                    )
-                })
-            })
+            ),
+            InputFormat::Default => decode_message(&settings.cipher, &delivery.data, encoding),
         };
         let thread_id = headers
             .thread_id
@@ -704,6 +689,26 @@ fn outcome_of(decision: Decision, rejected: Processed, rebounded: bool) -> Proce
         Decision::Reject => rejected,
         Decision::Requeue => Processed::Requeued,
     }
+}
+
+/// A delivery of the default input format: the message, encrypted per its protocol version.
+fn decode_message(
+    cipher: &crate::crypto::MessageCipher,
+    data: &[u8],
+    encoding: Encoding,
+) -> Result<Message, String> {
+    let plain = cipher
+        .decode(data, encoding)
+        .map_err(|error| error.to_string())?;
+    // The position only: serde's message may quote the payload, which is never logged.
+    serde_json::from_slice::<Message>(&plain).map_err(|error| {
+        format!(
+            "the decrypted body is not a message object ({:?} error at line {}, column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        )
+    })
 }
 
 /// An undecryptable or unparsable delivery: reported on the error routing key, then dropped.
