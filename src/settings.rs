@@ -387,6 +387,13 @@ impl Reader {
             self.get("ELASTICIO_API_USERNAME").map(str::to_owned),
             self.get("ELASTICIO_API_KEY").map(Password::new),
         );
+        if let Some(uri) = &api.0
+            && !matches!(url::Url::parse(uri), Ok(url) if ["http", "https"].contains(&url.scheme()))
+        {
+            self.problems.push(format!(
+                "ELASTICIO_API_URI is not an http:// or https:// URL: {uri:?}"
+            ));
+        }
         match api {
             (Some(base_uri), Some(username), Some(key)) => Ok(PlatformApi {
                 base_uri: base_uri.trim_end_matches('/').to_owned(),
@@ -711,6 +718,14 @@ impl Settings {
         let identity = r.required_identities();
         let platform_api = r.platform_api();
         let step_source = Self::step_source(&mut r, &platform_api);
+        if let Err(missing) = &platform_api
+            && missing.len() < 3
+        {
+            r.warnings.push(format!(
+                "the platform API variables are incomplete (missing: {}): the API is not used",
+                missing.join(", ")
+            ));
+        }
         let platform_api = platform_api.ok();
         let keys_destination = r.keys_destination();
         if let Err(problem) = keys_destination.check(platform_api.is_some(), true) {
@@ -1033,7 +1048,8 @@ pub(crate) mod tests {
             ("ELASTICIO_API_KEY", "apiSekrit"),
             ("COMPONENT_KEYS_DESTINATION", "api"),
         ]);
-        let settings = Settings::from_vars(vars).unwrap();
+        let settings = Settings::from_vars(vars.clone()).unwrap();
+        assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
         assert_eq!(
             settings.rate_limits,
             crate::throttle::RateLimits {
@@ -1068,6 +1084,15 @@ pub(crate) mod tests {
             settings.keys_destination,
             crate::platform_keys::KeysDestination::Api
         );
+        vars.retain(|(k, _)| !["ELASTICIO_API_KEY", "COMPONENT_KEYS_DESTINATION"].contains(k));
+        let settings = Settings::from_vars(vars).unwrap();
+        assert!(settings.platform_api.is_none());
+        assert_eq!(
+            settings.warnings,
+            [
+                "the platform API variables are incomplete (missing: ELASTICIO_API_KEY): the API is not used"
+            ]
+        );
     }
 
     #[test]
@@ -1079,7 +1104,7 @@ pub(crate) mod tests {
             ("ELASTICIO_AMQP_RECONNECT_ATTEMPTS", "many"),
             ("COMPONENT_KEYS_DESTINATION", "both"),
         ]);
-        let error = Settings::from_vars(vars).unwrap_err();
+        let error = Settings::from_vars(vars.clone()).unwrap_err();
         assert_eq!(
             error.problems,
             [
@@ -1089,6 +1114,14 @@ pub(crate) mod tests {
                 "ELASTICIO_INPUT_FORMAT must be default or error, not \"xml\"",
                 "ELASTICIO_AMQP_RECONNECT_ATTEMPTS is not a valid number: \"many\"",
             ]
+        );
+        vars.retain(|(k, _)| k.starts_with("ELASTICIO_") && *k != "ELASTICIO_INPUT_FORMAT");
+        vars.retain(|(k, _)| !k.contains("RATE") && !k.contains("RECONNECT"));
+        vars.push(("ELASTICIO_API_URI", "api.example.com"));
+        let error = Settings::from_vars(vars).unwrap_err();
+        assert_eq!(
+            error.problems,
+            ["ELASTICIO_API_URI is not an http:// or https:// URL: \"api.example.com\""]
         );
     }
 
