@@ -47,6 +47,82 @@ async fn a_node_step_reads_what_the_harness_encrypts_and_answers_in_kind() {
     flow.cleanup().await;
 }
 
+#[tokio::test]
+async fn a_node_step_stores_keys_and_sends_update_snapshot_as_ours_does() {
+    let flow = Flow::new().await;
+    let api = PlatformApi::start().await;
+    let a_in = flow.queue("a", &[]).await;
+    let out = flow.queue("out", &[flow.key("step_a", "message")]).await;
+    let snapshots = flow
+        .queue("snapshots", &[flow.key("step_a", "snapshot")])
+        .await;
+    let keys = flow
+        .queue("keys", &[flow.key("step_a", "updateKeys")])
+        .await;
+    api.set_step(
+        &flow.flow_id,
+        "step_a",
+        json!({"_account": "account-7"}),
+        false,
+    );
+    let spec = StepSpec {
+        step_id: "step_a",
+        function: "echo",
+        listen: &a_in,
+        protocol_version: 1,
+        extra_env: vec![
+            (
+                "ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS".into(),
+                "ELASTICIO_TENANT_ID, region_NAME2x,NOT_SET".into(),
+            ),
+            ("ELASTICIO_TENANT_ID".into(), "tenant-7".into()),
+            ("region_NAME2x".into(), "eu".into()),
+        ],
+    };
+    let mut node = StepProcess::node("node-a", step_env(&flow, &api, &spec));
+    let emitted = json!({"oauth": {"access_token": "at-9", "refresh_token": "rt-9"}});
+    flow.send(
+        &a_in,
+        &json!({"id": "m-1", "body": {"updateKeys": emitted, "updateSnapshot": {"b": 2}}}),
+        1,
+        &[("messageId", "m-1")],
+    )
+    .await;
+    let data = flow
+        .next(&out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no output; node log:\n{}", node.output()));
+    // ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS: the names sailor-nodejs gives, which ours gives.
+    let tenant = sailor::amqp::headers::camel_case("TENANT_ID");
+    let region = sailor::amqp::headers::camel_case("region_NAME2x");
+    assert_eq!(
+        (tenant.as_str(), region.as_str()),
+        ("tenantId", "regionName2X")
+    );
+    assert_eq!(data.header_str(&tenant).as_deref(), Some("tenant-7"));
+    assert_eq!(data.header_str(&region).as_deref(), Some("eu"));
+    assert!(!data.headers.contains_key("notSet"));
+
+    // updateKeys: PUT /v1/accounts/{_account} with {"keys": <emitted>}, the body ours sends
+    // (see the chain tests), and no updateKeys message.
+    let stored = api.accounts.lock().unwrap().clone();
+    assert_eq!(
+        stored,
+        [("account-7".to_owned(), json!({ "keys": emitted }))]
+    );
+    assert!(flow.next(&keys, Duration::from_millis(300)).await.is_none());
+    // updateSnapshot: the partial snapshot as plain JSON on the snapshot key, with
+    // `snapshotEvent: updateSnapshot`, as ours sends it (tests/worker_env.rs).
+    let snapshot = flow.next(&snapshots, WAIT).await.expect("updateSnapshot");
+    assert_eq!(snapshot.json(), json!({"b": 2}));
+    assert_eq!(
+        snapshot.header_str("snapshotEvent").as_deref(),
+        Some("updateSnapshot")
+    );
+    node.kill().await;
+    flow.cleanup().await;
+}
+
 /// A flow of three steps, A (Node) → B (ours, the `request` action) → C (Node), with taps on
 /// A's and B's output, B's updateKeys and every error key.
 struct Chain {
@@ -245,6 +321,15 @@ async fn run_chain(protocols: [i64; 3], passthrough: bool) {
     assert_ne!(oauth["access_token"], chain.grant["access_token"]);
     assert_ne!(oauth["refresh_token"], chain.grant["refresh_token"]);
     assert_eq!(oauth["instance_url"], json!("https://eu7.example.test"));
+    // And stored through the platform API once, as sailor-nodejs stores them, the same keys.
+    let stored = chain.api.accounts.lock().unwrap().clone();
+    assert_eq!(
+        stored,
+        [(
+            "sandbox-account".to_owned(),
+            json!({ "keys": keys.decrypted() })
+        )]
+    );
     assert!(
         chain
             .flow
@@ -329,6 +414,68 @@ async fn an_error_in_our_step_is_read_by_a_node_error_handler() {
         "errorInput is the message B received: {handled}"
     );
     for step in [&mut a, &mut b, &mut handler] {
+        step.kill().await;
+    }
+    chain.flow.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_node_error_is_read_by_our_error_handler_as_a_node_handler_reads_it() {
+    let chain = Chain::new(false, "/echo/{n}").await;
+    let mut a = chain.start_a(1);
+    let input = json!({"id": "in-0", "body": {"fail": "boom", "n": 0}, "headers": {}});
+    chain
+        .flow
+        .send(&chain.a_in, &input, 1, &[("messageId", "in-0")])
+        .await;
+    let error = chain.flow.take(&chain.errors, 1, WAIT).await.remove(0);
+    assert_eq!(error.routing_key, chain.flow.key("step_a", "error"));
+
+    // Our `request` action as the error handler: it POSTs the message body it gets to the
+    // sandbox's echo endpoint, so its output shows that body.
+    let handler_in = chain.flow.queue("handler", &[]).await;
+    let handler_out = chain
+        .flow
+        .queue("handler-out", &[chain.flow.key("step_h", "message")])
+        .await;
+    // The handler's refresh publishes updateKeys, which must find a queue (mandatory).
+    let handler_keys = chain
+        .flow
+        .queue("handler-keys", &[chain.flow.key("step_h", "updateKeys")])
+        .await;
+    let config = chain.sandbox.step_config(
+        chain.grant.clone(),
+        json!({"method": "POST", "path": "/echo/handler"}),
+    );
+    chain
+        .api
+        .set_step(&chain.flow.flow_id, "step_h", config, false);
+    let spec = StepSpec {
+        step_id: "step_h",
+        function: "request",
+        listen: &handler_in,
+        protocol_version: 1,
+        extra_env: vec![("ELASTICIO_INPUT_FORMAT".into(), "error".into())],
+    };
+    let mut handler = StepProcess::ours("rust-h", step_env(&chain.flow, &chain.api, &spec));
+    chain.flow.send_raw(&handler_in, &error).await;
+    let handled = chain
+        .flow
+        .next(&handler_out, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("the handler read nothing\n{}", logs(&[&a, &handler])))
+        .decrypted();
+    let got = &handled["body"]["body"]["body"];
+    assert_eq!(got["error"]["name"], json!("Error"), "{handled}");
+    assert_eq!(got["error"]["message"], json!("boom"), "{handled}");
+    assert!(got["error"]["stack"].is_string(), "{handled}");
+    assert_eq!(
+        got["errorInput"]["body"],
+        json!({"fail": "boom", "n": 0}),
+        "errorInput is the message A received: {handled}"
+    );
+    assert!(chain.flow.next(&handler_keys, WAIT).await.is_some());
+    for step in [&mut a, &mut handler] {
         step.kill().await;
     }
     chain.flow.cleanup().await;

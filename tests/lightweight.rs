@@ -377,6 +377,7 @@ async fn passthrough_bodies_are_stored_with_the_body_and_one_already_stored_keep
     tokio::time::timeout(Duration::from_secs(40), worker)
         .await
         .unwrap()
+        .unwrap()
         .unwrap();
     bed.cleanup().await;
 }

@@ -82,6 +82,17 @@ impl Emitter {
         self.sink.publish(Event::Snapshot(snapshot)).await
     }
 
+    /// Emits part of the step's state: `update`'s top-level fields replace the snapshot's
+    /// (the platform merges it; the next message of this process sees the merge). `update`
+    /// must be a JSON object without `$set`; anything else is refused, not sent.
+    pub async fn update_snapshot(&self, update: Value) -> Result<(), EmitError> {
+        crate::event::check_snapshot_update(&update).map_err(|reason| EmitError::Refused {
+            kind: EventKind::UpdateSnapshot,
+            reason,
+        })?;
+        self.sink.publish(Event::UpdateSnapshot(update)).await
+    }
+
     /// Asks the platform to deliver the incoming message again later.
     pub async fn rebound(&self, rebound: Rebound) -> Result<(), EmitError> {
         self.sink.publish(Event::Rebound(rebound)).await

@@ -1,4 +1,5 @@
-//! The events a step produces: data, error, snapshot, updateKeys, rebound and httpReply.
+//! The events a step produces: data, error, snapshot, updateSnapshot, updateKeys, rebound and
+//! httpReply.
 //!
 //! One typed value per event; the transports (stdout for `component run`, AMQP for the worker)
 //! decide how each is written on the wire.
@@ -21,6 +22,10 @@ pub enum Event {
     Error(ErrorReport),
     /// The step's new state, kept by the platform between runs.
     Snapshot(Value),
+    /// Part of the step's state: a JSON object whose top-level fields replace the snapshot's
+    /// fields of the same name (lodash's `_.extend`, as sailor-nodejs merges it and the
+    /// platform stores it); the other fields stay.
+    UpdateSnapshot(Value),
     /// New credential keys for the platform to persist.
     UpdateKeys(Keys),
     /// Ask the platform to deliver the incoming message again later.
@@ -38,6 +43,8 @@ pub enum EventKind {
     Error,
     /// `snapshot`
     Snapshot,
+    /// `updateSnapshot`
+    UpdateSnapshot,
     /// `updateKeys`
     UpdateKeys,
     /// `rebound`
@@ -53,6 +60,7 @@ impl EventKind {
             Self::Data => "data",
             Self::Error => "error",
             Self::Snapshot => "snapshot",
+            Self::UpdateSnapshot => "updateSnapshot",
             Self::UpdateKeys => "updateKeys",
             Self::Rebound => "rebound",
             Self::HttpReply => "httpReply",
@@ -104,6 +112,31 @@ pub(crate) fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
         .last()
         .map(ToString::to_string)
         .unwrap_or_default()
+}
+
+/// `snapshot` with `update`'s top-level fields merged in, as `updateSnapshot` changes it. A
+/// snapshot that is not an object is replaced by the update.
+pub fn merge_snapshot(snapshot: &Value, update: &Value) -> Value {
+    let (Value::Object(current), Value::Object(update)) = (snapshot, update) else {
+        return update.clone();
+    };
+    let mut merged = current.clone();
+    for (name, value) in update {
+        merged.insert(name.clone(), value.clone());
+    }
+    Value::Object(merged)
+}
+
+/// Why an `updateSnapshot` cannot be sent, as sailor-nodejs judges it: the update must be
+/// an object, and `$set` (a merge operator the platform dropped) is refused.
+pub fn check_snapshot_update(update: &Value) -> Result<(), String> {
+    match update.as_object() {
+        None => Err("updateSnapshot takes a JSON object".to_owned()),
+        Some(fields) if fields.contains_key("$set") => {
+            Err("$set is not supported any more in updateSnapshot".to_owned())
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Keys for `updateKeys`, e.g. `{"oauth": <token set>}`. They hold secrets, so `Debug`
@@ -176,6 +209,7 @@ impl Event {
             Self::Data(_) => EventKind::Data,
             Self::Error(_) => EventKind::Error,
             Self::Snapshot(_) => EventKind::Snapshot,
+            Self::UpdateSnapshot(_) => EventKind::UpdateSnapshot,
             Self::UpdateKeys(_) => EventKind::UpdateKeys,
             Self::Rebound(_) => EventKind::Rebound,
             Self::HttpReply(_) => EventKind::HttpReply,
@@ -188,7 +222,7 @@ impl Event {
         match self {
             Self::Data(message) => serde_json::to_value(message).unwrap_or(Value::Null),
             Self::Error(report) => json!(report),
-            Self::Snapshot(snapshot) => snapshot.clone(),
+            Self::Snapshot(snapshot) | Self::UpdateSnapshot(snapshot) => snapshot.clone(),
             Self::UpdateKeys(keys) => keys.expose_json().clone(),
             Self::Rebound(rebound) => json!(rebound),
             Self::HttpReply(reply) => json!(reply),
@@ -232,6 +266,26 @@ mod tests {
         assert_eq!(
             Event::HttpReply(reply).to_json_line(),
             r#"{"event":"httpReply","payload":{"statusCode":201,"body":{"ok":true},"headers":{"content-type":"application/json"}}}"#
+        );
+    }
+
+    #[test]
+    fn an_update_replaces_top_level_fields_and_keeps_the_others() {
+        let merged = merge_snapshot(
+            &json!({"since": 1, "ids": [1], "deep": {"a": 1, "b": 2}}),
+            &json!({"since": 2, "deep": {"a": 3}}),
+        );
+        assert_eq!(merged, json!({"since": 2, "ids": [1], "deep": {"a": 3}}));
+        assert_eq!(
+            merge_snapshot(&json!(null), &json!({"a": 1})),
+            json!({"a": 1})
+        );
+        assert!(check_snapshot_update(&json!([1])).is_err());
+        assert!(check_snapshot_update(&json!({"$set": {"a": 1}})).is_err());
+        assert!(check_snapshot_update(&json!({"a": 1})).is_ok());
+        assert_eq!(
+            Event::UpdateSnapshot(json!({"a": 1})).to_json_line(),
+            r#"{"event":"updateSnapshot","payload":{"a":1}}"#
         );
     }
 

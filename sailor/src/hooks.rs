@@ -150,13 +150,15 @@ fn success(
 }
 
 /// Runs the step's `startup` hook when the settings ask for it, storing its result, then its
-/// `init` hook: what a worker does before consuming.
-pub async fn before_consuming(settings: &Settings, step: &Step) -> Result<(), HookError> {
-    let keys = KeysPublisher::new(settings.keys_settings(), step.config().account.clone())
-        .for_function(step.name());
-    let keys = Arc::new(keys);
-    let ctx = hook_context(step, &settings.identity, keys.clone());
-    let ran = async {
+/// `init` hook: what a worker does before consuming. Keys a refresh rotates meanwhile go to
+/// `keys` (the worker's keys destinations).
+pub async fn before_consuming(
+    settings: &Settings,
+    step: &Step,
+    keys: Arc<dyn EventSink>,
+) -> Result<(), HookError> {
+    let ctx = hook_context(step, &settings.identity, keys);
+    async {
         if settings.startup_required {
             let api = settings
                 .platform_api
@@ -177,9 +179,7 @@ pub async fn before_consuming(settings: &Settings, step: &Step) -> Result<(), Ho
             .await
             .map_err(|error| failed("init", &ctx, &error))
     }
-    .await;
-    keys.close().await;
-    ran
+    .await
 }
 
 /// `worker` with `ELASTICIO_HOOK_SHUTDOWN`: runs the step's `shutdown` hook with the stored

@@ -105,12 +105,14 @@ pub mod module;
 pub mod object_storage;
 pub mod platform;
 pub mod platform_api;
+pub mod platform_keys;
 pub mod redact;
 pub mod registry;
 pub mod secret;
 pub mod settings;
 pub mod step;
 pub mod telemetry;
+pub mod throttle;
 pub mod verify;
 pub mod worker;
 

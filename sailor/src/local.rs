@@ -185,6 +185,8 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::event::HttpReply;
 
@@ -221,6 +223,21 @@ mod tests {
         assert_eq!(
             lines[0],
             r#"{"event":"httpReply","payload":{"statusCode":202,"body":{"accepted":true},"headers":{}}}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn update_snapshot_is_printed_as_its_own_line_and_a_bad_one_is_not_printed() {
+        let out = Shared::default();
+        let emitter = Emitter::new(Arc::new(JsonLinesSink::new(Box::new(out.clone()))));
+        emitter.snapshot(json!({"a": 1})).await.unwrap();
+        emitter.update_snapshot(json!({"b": 2})).await.unwrap();
+        assert!(emitter.update_snapshot(json!("no")).await.is_err());
+        let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            printed,
+            "{\"event\":\"snapshot\",\"payload\":{\"a\":1}}\n\
+             {\"event\":\"updateSnapshot\",\"payload\":{\"b\":2}}\n"
         );
     }
 }

@@ -112,6 +112,9 @@ pub struct Identity {
     pub container_id: String,
     /// `ELASTICIO_WORKSPACE_ID`.
     pub workspace_id: String,
+    /// `ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS`: extra headers, named as sailor-nodejs names
+    /// them, with their values; the identity headers above win over a namesake.
+    pub additional: Vec<(String, String)>,
 }
 
 /// Where the step config comes from.
@@ -208,6 +211,29 @@ pub struct ObjectStorageSettings {
     pub max_bytes: u64,
 }
 
+/// `ELASTICIO_INPUT_FORMAT`: what the step's queue carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputFormat {
+    /// `default`: encrypted messages from the previous step.
+    #[default]
+    Default,
+    /// `error`: error events of other steps (an error-handling flow); the function gets
+    /// `{"error": <report>, "errorInput": <the failed input>}` decrypted, as sailor-nodejs
+    /// hands it over.
+    Error,
+}
+
+/// `ELASTICIO_AMQP_RECONNECT_ATTEMPTS` and `_TIMEOUT`: how the consuming connection is
+/// reopened after it failed or was lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Failed attempts in a row after which the worker gives up and exits 1; `None` (the
+    /// variable unset) tries until shutdown.
+    pub attempts: Option<u32>,
+    /// The wait between two attempts; `None` (unset) waits 100 ms, doubling up to 5 s.
+    pub delay: Option<Duration>,
+}
+
 /// Everything the worker reads from its environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -267,15 +293,24 @@ pub struct Settings {
     /// before the settings, to log from the start; it is here so that a typo is listed with
     /// the other problems.
     pub log_format: LogFormat,
-    /// The platform API, when `ELASTICIO_API_URI`, `_USERNAME` and `_KEY` are set.
-    pub platform_api: Option<PlatformApi>,
     /// `ELASTICIO_STARTUP_REQUIRED`: run the function's `startup` hook before consuming and
     /// store its result through the platform API.
     pub startup_required: bool,
     /// `COMPONENT_KEYS_EXCHANGE`: where the account's keys travel between the processes that
     /// share it (see [`crate::amqp::account_keys`]).
     pub keys_exchange: String,
-    /// Problems that do not stop start-up (missing identity values), to be logged.
+    /// The platform API, when `ELASTICIO_API_URI`, `_USERNAME` and `_KEY` are all set.
+    pub platform_api: Option<PlatformApi>,
+    /// `COMPONENT_KEYS_DESTINATION`: where rotated keys go (see
+    /// [`crate::platform_keys::KeysDestination`]).
+    pub keys_destination: crate::platform_keys::KeysDestination,
+    /// `ELASTICIO_DATA_RATE_LIMIT`, `_ERROR_`, `_SNAPSHOT_` and `ELASTICIO_RATE_INTERVAL`.
+    pub rate_limits: crate::throttle::RateLimits,
+    /// `ELASTICIO_INPUT_FORMAT`.
+    pub input_format: InputFormat,
+    /// `ELASTICIO_AMQP_RECONNECT_*`.
+    pub reconnect: Reconnect,
+    /// Problems that do not stop start-up, to be logged.
     pub warnings: Vec<String>,
 }
 
@@ -361,6 +396,125 @@ impl Reader {
             }
         }
     }
+    /// `ELASTICIO_API_URI`, `_USERNAME`, `_KEY` and the retry settings, when all three are
+    /// set; `Err` with the names of the missing ones otherwise.
+    fn platform_api(&mut self) -> Result<PlatformApi, Vec<&'static str>> {
+        let api = (
+            self.get("ELASTICIO_API_URI").map(str::to_owned),
+            self.get("ELASTICIO_API_USERNAME").map(str::to_owned),
+            self.get("ELASTICIO_API_KEY").map(Password::new),
+        );
+        if let Some(uri) = &api.0
+            && !matches!(url::Url::parse(uri), Ok(url) if ["http", "https"].contains(&url.scheme()))
+        {
+            self.problems.push(format!(
+                "ELASTICIO_API_URI is not an http:// or https:// URL: {uri:?}"
+            ));
+        }
+        match api {
+            (Some(base_uri), Some(username), Some(key)) => Ok(PlatformApi {
+                base_uri: base_uri.trim_end_matches('/').to_owned(),
+                username,
+                key,
+                retry: ApiRetry {
+                    attempts: self.number(
+                        "ELASTICIO_API_REQUEST_RETRY_ATTEMPTS",
+                        DEFAULT_API_REQUEST_RETRY_ATTEMPTS,
+                        1,
+                    ),
+                    delay: Duration::from_millis(self.number(
+                        "ELASTICIO_API_REQUEST_RETRY_DELAY",
+                        DEFAULT_API_REQUEST_RETRY_DELAY_MS,
+                        0,
+                    )),
+                },
+            }),
+            (uri, user, key) => Err([
+                (uri.is_none(), "ELASTICIO_API_URI"),
+                (user.is_none(), "ELASTICIO_API_USERNAME"),
+                (key.is_none(), "ELASTICIO_API_KEY"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, name)| absent.then_some(name))
+            .collect()),
+        }
+    }
+
+    /// `COMPONENT_KEYS_DESTINATION`: `amqp`, `api` or `both`; unset chooses by what is
+    /// configured.
+    fn keys_destination(&mut self) -> crate::platform_keys::KeysDestination {
+        let text = self.get("COMPONENT_KEYS_DESTINATION").map(str::to_owned);
+        crate::platform_keys::KeysDestination::parse(text.as_deref()).unwrap_or_else(|problem| {
+            self.problems
+                .push(format!("COMPONENT_KEYS_DESTINATION {problem}"));
+            crate::platform_keys::KeysDestination::default()
+        })
+    }
+
+    /// The rate limits, sailor-nodejs' defaults for those unset.
+    fn rate_limits(&mut self) -> crate::throttle::RateLimits {
+        use crate::throttle::RateLimits;
+        let defaults = RateLimits::default();
+        RateLimits {
+            data: self.number("ELASTICIO_DATA_RATE_LIMIT", defaults.data, 1),
+            error: self.number("ELASTICIO_ERROR_RATE_LIMIT", defaults.error, 1),
+            snapshot: self.number("ELASTICIO_SNAPSHOT_RATE_LIMIT", defaults.snapshot, 1),
+            interval: Duration::from_millis(self.number(
+                "ELASTICIO_RATE_INTERVAL",
+                defaults.interval.as_millis() as u64,
+                1,
+            )),
+        }
+    }
+
+    /// `ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS`: a comma-separated list of variable names;
+    /// each becomes a header named as sailor-nodejs names it (`ELASTICIO_` dropped, then
+    /// camelCased: `ELASTICIO_TENANT_ID` is `tenantId`) holding the variable's value. A
+    /// variable that is not set gives no header (amqplib leaves `undefined` out).
+    fn additional_headers(&self) -> Vec<(String, String)> {
+        let Some(list) = self.get("ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS") else {
+            return Vec::new();
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .filter_map(|name| {
+                let value = self.vars.get(name)?;
+                let key = name.strip_prefix("ELASTICIO_").unwrap_or(name);
+                Some((crate::amqp::headers::camel_case(key), value.clone()))
+            })
+            .collect()
+    }
+
+    /// `ELASTICIO_INPUT_FORMAT`: `default` (also when unset) or `error`.
+    fn input_format(&mut self) -> InputFormat {
+        match self.get("ELASTICIO_INPUT_FORMAT").map(str::trim) {
+            None | Some("default") => InputFormat::Default,
+            Some("error") => InputFormat::Error,
+            Some(other) => {
+                self.problems.push(format!(
+                    "ELASTICIO_INPUT_FORMAT must be default or error, not {other:?}"
+                ));
+                InputFormat::Default
+            }
+        }
+    }
+
+    /// `ELASTICIO_AMQP_RECONNECT_ATTEMPTS` and `_TIMEOUT` (milliseconds).
+    fn reconnect(&mut self) -> Reconnect {
+        let attempts = self
+            .get("ELASTICIO_AMQP_RECONNECT_ATTEMPTS")
+            .is_some()
+            .then(|| self.number("ELASTICIO_AMQP_RECONNECT_ATTEMPTS", 0u32, 0));
+        let delay = self
+            .get("ELASTICIO_AMQP_RECONNECT_TIMEOUT")
+            .is_some()
+            .then(|| {
+                Duration::from_millis(self.number("ELASTICIO_AMQP_RECONNECT_TIMEOUT", 0u64, 0))
+            });
+        Reconnect { attempts, delay }
+    }
+
     /// `COMPONENT_KEYS_EXCHANGE`, or its default.
     fn keys_exchange(&self) -> String {
         self.get("COMPONENT_KEYS_EXCHANGE")
@@ -420,15 +574,28 @@ impl Reader {
         }
     }
 
+    /// The identity of a process outside any flow (a credential check): every value may be
+    /// missing, which leaves its header empty.
     fn identities(&mut self) -> Identity {
+        self.identities_with(Self::identity)
+    }
+
+    /// The identity of a step: sailor-nodejs' `requiredAlways`, every one required.
+    fn required_identities(&mut self) -> Identity {
+        self.identities_with(Self::required)
+    }
+
+    fn identities_with(&mut self, mut read: impl FnMut(&mut Self, &str) -> String) -> Identity {
+        // In sailor-nodejs' order, so that the problems list reads like its errors.
         Identity {
-            flow_id: self.identity("ELASTICIO_FLOW_ID"),
-            exec_id: self.identity("ELASTICIO_EXEC_ID"),
-            step_id: self.identity("ELASTICIO_STEP_ID"),
-            user_id: self.identity("ELASTICIO_USER_ID"),
-            comp_id: self.identity("ELASTICIO_COMP_ID"),
-            container_id: self.identity("ELASTICIO_CONTAINER_ID"),
-            workspace_id: self.identity("ELASTICIO_WORKSPACE_ID"),
+            flow_id: read(self, "ELASTICIO_FLOW_ID"),
+            exec_id: read(self, "ELASTICIO_EXEC_ID"),
+            step_id: read(self, "ELASTICIO_STEP_ID"),
+            container_id: read(self, "ELASTICIO_CONTAINER_ID"),
+            workspace_id: read(self, "ELASTICIO_WORKSPACE_ID"),
+            user_id: read(self, "ELASTICIO_USER_ID"),
+            comp_id: read(self, "ELASTICIO_COMP_ID"),
+            additional: self.additional_headers(),
         }
     }
 
@@ -616,8 +783,25 @@ impl Settings {
         let update_keys_routing_key = r.update_keys_routing_key();
         let function = r.required("ELASTICIO_FUNCTION");
         let cipher = r.cipher();
-        let identity = r.identities();
-        let step_source = Self::step_source(&mut r);
+        let identity = r.required_identities();
+        let platform_api = r.platform_api();
+        let step_source = Self::step_source(&mut r, &platform_api);
+        if let Err(missing) = &platform_api
+            && missing.len() < 3
+        {
+            r.warnings.push(format!(
+                "the platform API variables are incomplete (missing: {}): the API is not used",
+                missing.join(", ")
+            ));
+        }
+        let platform_api = platform_api.ok();
+        let keys_destination = r.keys_destination();
+        if let Err(problem) = keys_destination.check(platform_api.is_some(), true) {
+            r.problems.push(problem);
+        }
+        let rate_limits = r.rate_limits();
+        let input_format = r.input_format();
+        let reconnect = r.reconnect();
         let prefetch = r.number("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", DEFAULT_PREFETCH, 1);
         let protocol = r.protocol();
         let persistent_messages = r.flag("ELASTICIO_AMQP_PERSISTENT_MESSAGES");
@@ -649,7 +833,6 @@ impl Settings {
         ));
         let log_format = r.log_format();
         let keys_exchange = r.keys_exchange();
-        let platform_api = Self::platform_api(&mut r);
         let startup_required = r.flag("ELASTICIO_STARTUP_REQUIRED");
         if startup_required && platform_api.is_none() {
             r.problems.push(
@@ -687,9 +870,13 @@ impl Settings {
                     metrics_addr,
                     stuck_delivery_timeout,
                     log_format,
-                    platform_api,
                     startup_required,
                     keys_exchange,
+                    platform_api,
+                    keys_destination,
+                    rate_limits,
+                    input_format,
+                    reconnect,
                     warnings: r.warnings,
                 })
             }
@@ -699,54 +886,27 @@ impl Settings {
         }
     }
 
-    fn step_source(r: &mut Reader) -> Option<StepSource> {
+    fn step_source(
+        r: &mut Reader,
+        api: &Result<PlatformApi, Vec<&'static str>>,
+    ) -> Option<StepSource> {
         if let Some(json) = r.get("ELASTICIO_CFG") {
             return Some(StepSource::Inline(json.to_owned()));
         }
         if let Some(path) = r.get("ELASTICIO_CFG_FILE") {
             return Some(StepSource::File(PathBuf::from(path)));
         }
-        if let Some(api) = Self::platform_api(r) {
-            return Some(StepSource::Api(api));
+        match api {
+            Ok(api) => Some(StepSource::Api(api.clone())),
+            Err(missing) => {
+                r.problems.push(format!(
+                    "no step config: set ELASTICIO_CFG or ELASTICIO_CFG_FILE, or the platform API \
+                     variables (missing: {})",
+                    missing.join(", ")
+                ));
+                None
+            }
         }
-        let missing: Vec<&str> = [
-            "ELASTICIO_API_URI",
-            "ELASTICIO_API_USERNAME",
-            "ELASTICIO_API_KEY",
-        ]
-        .into_iter()
-        .filter(|name| r.get(name).is_none())
-        .collect();
-        r.problems.push(format!(
-            "no step config: set ELASTICIO_CFG or ELASTICIO_CFG_FILE, or the platform API \
-             variables (missing: {})",
-            missing.join(", ")
-        ));
-        None
-    }
-
-    /// The platform API, when its three variables are set.
-    fn platform_api(r: &mut Reader) -> Option<PlatformApi> {
-        let base_uri = r.get("ELASTICIO_API_URI")?.to_owned();
-        let username = r.get("ELASTICIO_API_USERNAME")?.to_owned();
-        let key = Password::new(r.get("ELASTICIO_API_KEY")?);
-        Some(PlatformApi {
-            base_uri,
-            username,
-            key,
-            retry: ApiRetry {
-                attempts: r.number(
-                    "ELASTICIO_API_REQUEST_RETRY_ATTEMPTS",
-                    DEFAULT_API_REQUEST_RETRY_ATTEMPTS,
-                    1,
-                ),
-                delay: Duration::from_millis(r.number(
-                    "ELASTICIO_API_REQUEST_RETRY_DELAY",
-                    DEFAULT_API_REQUEST_RETRY_DELAY_MS,
-                    0,
-                )),
-            },
-        })
     }
 }
 
@@ -786,8 +946,10 @@ impl HookSettings {
     ) -> Result<Self, SettingsError> {
         let mut r = Reader::new(vars);
         let function = r.required("ELASTICIO_FUNCTION");
-        let identity = r.identities();
-        let platform_api = Settings::platform_api(&mut r);
+        let identity = r.required_identities();
+        let api = r.platform_api();
+        let step_source = Settings::step_source(&mut r, &api);
+        let platform_api = api.ok();
         if platform_api.is_none() {
             r.problems.push(
                 "the shutdown hook reads its startup data through the platform API: set \
@@ -795,7 +957,6 @@ impl HookSettings {
                     .to_owned(),
             );
         }
-        let step_source = Settings::step_source(&mut r);
         match (platform_api, step_source) {
             (Some(platform_api), Some(step_source)) if r.problems.is_empty() => Ok(Self {
                 function,
@@ -806,6 +967,47 @@ impl HookSettings {
             _ => Err(SettingsError {
                 problems: r.problems,
             }),
+        }
+    }
+}
+
+/// Where a credential check (`verify_credentials`) sends the keys it rotates, besides its
+/// answer: the platform API when its variables are set, as sailor-nodejs' service methods
+/// do, and the broker per [`KeysSettings`].
+#[derive(Clone, Debug)]
+pub struct KeysApiSettings {
+    /// The platform API, when `ELASTICIO_API_URI`, `_USERNAME` and `_KEY` are all set.
+    pub platform_api: Option<PlatformApi>,
+    /// `COMPONENT_KEYS_DESTINATION`.
+    pub keys_destination: crate::platform_keys::KeysDestination,
+}
+
+impl KeysApiSettings {
+    /// Reads the process environment; `has_broker` says whether the AMQP variables are set.
+    pub fn from_env(has_broker: bool) -> Result<Self, SettingsError> {
+        Self::from_vars(std::env::vars(), has_broker)
+    }
+
+    /// Reads the given variables; `has_broker` says whether the AMQP variables are set.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+        has_broker: bool,
+    ) -> Result<Self, SettingsError> {
+        let mut r = Reader::new(vars);
+        let platform_api = r.platform_api().ok();
+        let keys_destination = r.keys_destination();
+        if let Err(problem) = keys_destination.check(platform_api.is_some(), has_broker) {
+            r.problems.push(problem);
+        }
+        if r.problems.is_empty() {
+            Ok(Self {
+                platform_api,
+                keys_destination,
+            })
+        } else {
+            Err(SettingsError {
+                problems: r.problems,
+            })
         }
     }
 }
@@ -831,6 +1033,13 @@ pub(crate) mod tests {
             ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "cryptoSekrit"),
             ("ELASTICIO_MESSAGE_CRYPTO_IV", "iv=any16_symbols"),
             ("ELASTICIO_CFG", r#"{"api_key":"cfgSekrit"}"#),
+            ("ELASTICIO_FLOW_ID", "flow-1"),
+            ("ELASTICIO_EXEC_ID", "exec-1"),
+            ("ELASTICIO_STEP_ID", "step_1"),
+            ("ELASTICIO_CONTAINER_ID", "container-1"),
+            ("ELASTICIO_WORKSPACE_ID", "workspace-1"),
+            ("ELASTICIO_USER_ID", "user-1"),
+            ("ELASTICIO_COMP_ID", "comp-1"),
         ]
     }
 
@@ -860,7 +1069,16 @@ pub(crate) mod tests {
         assert_eq!(storage.size_threshold, 1_048_576);
         assert!(!storage.emit_lightweight);
         assert_eq!(storage.max_bytes, 64 * 1024 * 1024);
-        assert_eq!(settings.warnings.len(), 7, "{:?}", settings.warnings);
+        assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+        assert_eq!(settings.rate_limits, crate::throttle::RateLimits::default());
+        assert_eq!(settings.input_format, InputFormat::Default);
+        assert_eq!(settings.reconnect, Reconnect::default(), "unbounded");
+        assert!(settings.identity.additional.is_empty());
+        assert!(settings.platform_api.is_none());
+        assert_eq!(
+            settings.keys_destination,
+            crate::platform_keys::KeysDestination::Auto
+        );
         assert_eq!(settings.amqp_uri.vhost(), "vh");
     }
 
@@ -950,10 +1168,132 @@ pub(crate) mod tests {
             "COMPONENT_METRICS_ADDR is not a host:port address: \"9090\"",
             "COMPONENT_STUCK_DELIVERY_TIMEOUT is not a valid number",
             "COMPONENT_LOG_FORMAT must be json or bunyan, not \"xml\"",
+            "ELASTICIO_FLOW_ID is missing",
+            "ELASTICIO_EXEC_ID is missing",
+            "ELASTICIO_STEP_ID is missing",
+            "ELASTICIO_CONTAINER_ID is missing",
+            "ELASTICIO_WORKSPACE_ID is missing",
+            "ELASTICIO_USER_ID is missing",
+            "ELASTICIO_COMP_ID is missing",
         ] {
             assert!(text.contains(expected), "{expected:?} not in {text}");
         }
-        assert_eq!(error.problems.len(), 16, "{text}");
+        assert_eq!(error.problems.len(), 23, "{text}");
+    }
+
+    #[test]
+    fn each_missing_identity_variable_is_named() {
+        let mut vars = minimal();
+        vars.retain(|(k, _)| !["ELASTICIO_USER_ID", "ELASTICIO_COMP_ID"].contains(k));
+        vars.push(("ELASTICIO_EXEC_ID", ""));
+        let error = Settings::from_vars(vars).unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "ELASTICIO_EXEC_ID is missing",
+                "ELASTICIO_USER_ID is missing",
+                "ELASTICIO_COMP_ID is missing"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_rest_of_sailor_nodejs_environment_is_read() {
+        let mut vars = minimal();
+        vars.extend([
+            ("ELASTICIO_DATA_RATE_LIMIT", "3"),
+            ("ELASTICIO_ERROR_RATE_LIMIT", "4"),
+            ("ELASTICIO_SNAPSHOT_RATE_LIMIT", "5"),
+            ("ELASTICIO_RATE_INTERVAL", "250"),
+            ("ELASTICIO_INPUT_FORMAT", "error"),
+            ("ELASTICIO_AMQP_RECONNECT_ATTEMPTS", "3"),
+            ("ELASTICIO_AMQP_RECONNECT_TIMEOUT", "100"),
+            (
+                "ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS",
+                " ELASTICIO_TENANT_ID, REGION_NAME,UNSET_VAR ",
+            ),
+            ("ELASTICIO_TENANT_ID", "t-1"),
+            ("REGION_NAME", "eu"),
+            ("ELASTICIO_API_URI", "http://127.0.0.1:1//"),
+            ("ELASTICIO_API_USERNAME", "u"),
+            ("ELASTICIO_API_KEY", "apiSekrit"),
+            ("COMPONENT_KEYS_DESTINATION", "api"),
+        ]);
+        let settings = Settings::from_vars(vars.clone()).unwrap();
+        assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+        assert_eq!(
+            settings.rate_limits,
+            crate::throttle::RateLimits {
+                data: 3,
+                error: 4,
+                snapshot: 5,
+                interval: Duration::from_millis(250)
+            }
+        );
+        assert_eq!(settings.input_format, InputFormat::Error);
+        assert_eq!(
+            settings.reconnect,
+            Reconnect {
+                attempts: Some(3),
+                delay: Some(Duration::from_millis(100))
+            }
+        );
+        assert_eq!(
+            settings.identity.additional,
+            [
+                ("tenantId".to_owned(), "t-1".to_owned()),
+                ("regionName".to_owned(), "eu".to_owned())
+            ]
+        );
+        let api = settings.platform_api.expect("the API is configured");
+        assert_eq!(api.base_uri, "http://127.0.0.1:1");
+        assert!(
+            matches!(settings.step_source, StepSource::Inline(_)),
+            "ELASTICIO_CFG still wins for the step"
+        );
+        assert_eq!(
+            settings.keys_destination,
+            crate::platform_keys::KeysDestination::Api
+        );
+        vars.retain(|(k, _)| !["ELASTICIO_API_KEY", "COMPONENT_KEYS_DESTINATION"].contains(k));
+        let settings = Settings::from_vars(vars).unwrap();
+        assert!(settings.platform_api.is_none());
+        assert_eq!(
+            settings.warnings,
+            [
+                "the platform API variables are incomplete (missing: ELASTICIO_API_KEY): the API is not used"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_of_the_rest_of_the_environment_are_named() {
+        let mut vars = minimal();
+        vars.extend([
+            ("ELASTICIO_INPUT_FORMAT", "xml"),
+            ("ELASTICIO_RATE_INTERVAL", "0"),
+            ("ELASTICIO_AMQP_RECONNECT_ATTEMPTS", "many"),
+            ("COMPONENT_KEYS_DESTINATION", "both"),
+        ]);
+        let error = Settings::from_vars(vars.clone()).unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "COMPONENT_KEYS_DESTINATION=both needs ELASTICIO_API_URI, ELASTICIO_API_USERNAME \
+                 and ELASTICIO_API_KEY",
+                "ELASTICIO_RATE_INTERVAL is not a valid number: \"0\"",
+                "ELASTICIO_INPUT_FORMAT must be default or error, not \"xml\"",
+                "ELASTICIO_AMQP_RECONNECT_ATTEMPTS is not a valid number: \"many\"",
+            ]
+        );
+        vars.retain(|(k, _)| k.starts_with("ELASTICIO_") && *k != "ELASTICIO_INPUT_FORMAT");
+        vars.retain(|(k, _)| !k.contains("RATE") && !k.contains("RECONNECT"));
+        vars.push(("ELASTICIO_API_URI", "api.example.com"));
+        let error = Settings::from_vars(vars).unwrap_err();
+        assert_eq!(
+            error.problems,
+            ["ELASTICIO_API_URI is not an http:// or https:// URL: \"api.example.com\""]
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ use tracing::Instrument as _;
 use crate::amqp::account_keys::{AccountKeys, AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::connection::{INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 use crate::amqp::consumer::Subscription;
+use crate::amqp::error_input;
 use crate::amqp::headers::{self, IncomingHeaders};
+use crate::amqp::keys::KeysPublisher;
 use crate::amqp::publisher::Publisher;
 use crate::amqp::sink::{self, Delivered, DeliverySink, StepWire};
 use crate::clock;
@@ -51,8 +53,9 @@ use crate::message::Message;
 use crate::module::Invocation;
 use crate::object_storage::ObjectStorage;
 use crate::platform::{self, StepSourceError};
+use crate::platform_keys::{AccountsApi, KeysDelivery, KeysRoute};
 use crate::registry::Registry;
-use crate::settings::{PublishRetry, Settings};
+use crate::settings::{InputFormat, PublishRetry, Reconnect, Settings};
 use crate::step::{Outcome, Step, UnknownFunction};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::{self, Processed};
@@ -77,6 +80,21 @@ pub enum WorkerError {
     /// The function's `startup` or `init` hook failed.
     #[error(transparent)]
     Hook(#[from] HookError),
+    /// `COMPONENT_KEYS_DESTINATION` asks for the platform API, which the step cannot use.
+    #[error("{0}")]
+    KeysDestination(String),
+    /// The broker could not be reached `ELASTICIO_AMQP_RECONNECT_ATTEMPTS` times in a row.
+    #[error(
+        "RabbitMQ at {host} could not be reached after {attempts} reconnection attempt(s): {last}"
+    )]
+    BrokerUnreachable {
+        /// `host:port`.
+        host: String,
+        /// Failed attempts in a row.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
 }
 
 /// How a delivery is settled, from the least to the most cautious.
@@ -94,6 +112,8 @@ pub enum Decision {
 struct Worker {
     step: Step,
     wire: Arc<StepWire>,
+    /// Where the step's `updateKeys` go: the broker, the platform API, or both.
+    keys: Arc<KeysDelivery>,
     /// Message ids being processed.
     in_flight: Mutex<HashMap<String, InFlight>>,
     permits: Semaphore,
@@ -130,7 +150,16 @@ pub async fn run(
             clock::system(),
         )?
         .with_flow_variables(definition.flow_variables);
-        hooks::before_consuming(&settings, &step).await?;
+        let account = step.config().account.clone();
+        keys_route(&settings, account.as_deref()).map_err(WorkerError::KeysDestination)?;
+        // The hooks run outside any delivery: their keys go out as standalone messages.
+        let publisher = Arc::new(
+            KeysPublisher::new(settings.keys_settings(), account.clone()).for_function(step.name()),
+        );
+        let keys = keys_delivery(&settings, account.as_deref()).router(Some(publisher.clone()));
+        let hooked = hooks::before_consuming(&settings, &step, keys).await;
+        publisher.close().await;
+        hooked?;
         Ok::<_, WorkerError>((step, definition.snapshot, definition.is_passthrough))
     }
     .await;
@@ -142,7 +171,7 @@ pub async fn run(
         }
     };
     let account_keys = share_account_keys(&settings, &step);
-    serve(settings, step, snapshot, is_passthrough, shutdown).await;
+    let served = serve(settings, step, snapshot, is_passthrough, shutdown).await;
     if let Some(joining) = account_keys {
         if joining.is_finished() {
             if let Ok(Some(keys)) = joining.await {
@@ -152,7 +181,37 @@ pub async fn run(
             joining.abort();
         }
     }
-    Ok(())
+    served
+}
+
+/// Where the step's rotated keys go: `COMPONENT_KEYS_DESTINATION` against what the
+/// environment and the step's `_account` allow.
+fn keys_route(settings: &Settings, account: Option<&str>) -> Result<KeysRoute, String> {
+    settings
+        .keys_destination
+        .resolve(settings.platform_api.is_some(), true, account)
+}
+
+/// The process's keys delivery: the route, and the platform API client when it is on it.
+fn keys_delivery(settings: &Settings, account: Option<&str>) -> Arc<KeysDelivery> {
+    let route = keys_route(settings, account).unwrap_or_else(|problem| {
+        tracing::error!(message = "Rotated keys go to the broker only.", %problem);
+        KeysRoute {
+            amqp: true,
+            api: false,
+        }
+    });
+    let api = settings
+        .platform_api
+        .clone()
+        .zip(account)
+        .map(|(api, account)| AccountsApi::new(api, account));
+    tracing::info!(
+        message = "Rotated keys destinations.",
+        amqp = route.amqp,
+        api = route.api
+    );
+    KeysDelivery::new(route, api)
 }
 
 /// When the step has a token set and an `_account`, joins the account's keys on the broker
@@ -231,7 +290,9 @@ async fn report_start_error(settings: &Settings, error: &WorkerError) {
     publisher.close().await;
 }
 
-/// Runs `step` as the worker until `shutdown` completes, then drains and closes.
+/// Runs `step` as the worker until `shutdown` completes, then drains and closes; or until the
+/// broker could not be reached `ELASTICIO_AMQP_RECONNECT_ATTEMPTS` times in a row, when that
+/// is set: then it drains and closes the same way and returns the error.
 ///
 /// [`run`] builds the step from the environment; this entry point exists for hosts that
 /// build it themselves, such as `component demo --amqp`, whose two steps share one account's
@@ -242,8 +303,9 @@ pub async fn serve(
     snapshot: Value,
     is_passthrough: bool,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), WorkerError> {
     let account = step.config().account.clone();
+    let keys = keys_delivery(&settings, account.as_deref());
     let settings = Arc::new(settings);
     let publisher = Arc::new(Publisher::new(
         settings.amqp_uri.clone(),
@@ -264,7 +326,9 @@ pub async fn serve(
                 settings.cipher.clone(),
                 &settings.identity,
             ),
+            throttles: crate::throttle::Throttles::new(settings.rate_limits),
         }),
+        keys,
         in_flight: Mutex::new(HashMap::new()),
         permits: Semaphore::new(usize::from(settings.prefetch)),
         health: Arc::new(Health::new(
@@ -293,30 +357,50 @@ pub async fn serve(
 
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut delay = INITIAL_RECONNECT_DELAY;
+    let mut delay = settings.reconnect.delay.unwrap_or(INITIAL_RECONNECT_DELAY);
     let mut consumed_before = false;
+    let mut failures = 0u32;
+    let mut gave_up = None;
     let last = 'consume: loop {
         let opened = tokio::select! {
             () = &mut shutdown => break 'consume None,
-            opened = Subscription::open(
-                &settings.amqp_uri,
-                &settings.listen_messages_on,
-                settings.prefetch,
-            ) => opened,
+            opened = async {
+                let (uri, queue) = (&settings.amqp_uri, &settings.listen_messages_on);
+                if settings.reconnect == Reconnect::default() {
+                    Subscription::open(uri, queue, settings.prefetch).await
+                } else {
+                    Subscription::open_once(uri, queue, settings.prefetch).await
+                }
+            } => opened,
         };
         let mut subscription = match opened {
             Ok(subscription) => subscription,
             Err(error) => {
+                failures += 1;
+                if let Some(attempts) = settings.reconnect.attempts
+                    && failures > attempts
+                {
+                    tracing::error!(message = "RabbitMQ cannot be reached; giving up, as ELASTICIO_AMQP_RECONNECT_ATTEMPTS says.", %error, attempts);
+                    gave_up = Some(WorkerError::BrokerUnreachable {
+                        host: settings.amqp_uri.host(),
+                        attempts: failures,
+                        last: error.to_string(),
+                    });
+                    break 'consume None;
+                }
                 tracing::warn!(message = "Consuming failed; retrying.", %error, retry_in_ms = delay.as_millis() as u64);
                 tokio::select! {
                     () = &mut shutdown => break 'consume None,
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                if settings.reconnect.delay.is_none() {
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
                 continue;
             }
         };
-        delay = INITIAL_RECONNECT_DELAY;
+        failures = 0;
+        delay = settings.reconnect.delay.unwrap_or(INITIAL_RECONNECT_DELAY);
         if consumed_before {
             metrics::get().reconnected(worker.step.name());
         }
@@ -385,6 +469,10 @@ pub async fn serve(
         ops.stop();
     }
     tracing::info!(message = "Worker stopped.");
+    match gave_up {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// Lets in-flight deliveries finish until `until`; those still running then are cut off
@@ -480,21 +568,14 @@ impl Worker {
         let settings = &self.wire.settings;
         let start_ms = headers::now_ms();
         let encoding = Encoding::from_protocol_version(headers.protocol_version);
-        let decoded = settings
-            .cipher
-            .decode(&delivery.data, encoding)
-            .map_err(|error| error.to_string())
-            .and_then(|plain| {
-                // The position only: serde's message may quote the payload, which is never logged.
-                serde_json::from_slice::<Message>(&plain).map_err(|error| {
-                    format!(
-                        "the decrypted body is not a message object ({:?} error at line {}, column {})",
-                        error.classify(),
-                        error.line(),
-                        error.column()
-                    )
-                })
-            });
+        let decoded = match settings.input_format {
+            InputFormat::Error => error_input::decode(
+                &settings.cipher,
+                &delivery.data,
+                delivery.properties.headers().as_ref(),
+            ),
+            InputFormat::Default => decode_message(&settings.cipher, &delivery.data, encoding),
+        };
         let thread_id = headers
             .thread_id
             .clone()
@@ -550,7 +631,7 @@ impl Worker {
                 .insert("reply_to".into(), Value::String(reply_to));
         }
         let snapshot = self.wire.snapshot();
-        let emitter = Emitter::new(sink.clone());
+        let emitter = Emitter::new(self.keys.router(Some(sink.clone())));
         let processed =
             AssertUnwindSafe(
                 self.step
@@ -648,6 +729,26 @@ fn outcome_of(decision: Decision, rejected: Processed, rebounded: bool) -> Proce
         Decision::Reject => rejected,
         Decision::Requeue => Processed::Requeued,
     }
+}
+
+/// A delivery of the default input format: the message, encrypted per its protocol version.
+fn decode_message(
+    cipher: &crate::crypto::MessageCipher,
+    data: &[u8],
+    encoding: Encoding,
+) -> Result<Message, String> {
+    let plain = cipher
+        .decode(data, encoding)
+        .map_err(|error| error.to_string())?;
+    // The position only: serde's message may quote the payload, which is never logged.
+    serde_json::from_slice::<Message>(&plain).map_err(|error| {
+        format!(
+            "the decrypted body is not a message object ({:?} error at line {}, column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        )
+    })
 }
 
 /// An undecryptable or unparsable delivery: reported on the error routing key, then dropped.

@@ -118,8 +118,10 @@ impl Flow {
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                let running =
-                    tokio::spawn(worker::serve(settings, step, json!({}), false, shutdown));
+                let running = tokio::spawn(async move {
+                    // The demo's settings set no reconnection bound: serve runs to shutdown.
+                    let _ = worker::serve(settings, step, json!({}), false, shutdown).await;
+                });
                 (stop, running)
             })
             .collect();

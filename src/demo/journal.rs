@@ -114,6 +114,7 @@ fn describe_event(event: &Event) -> String {
         }
         Event::UpdateKeys(keys) => format!("updateKeys  {}", redacted(keys.expose_json())),
         Event::Snapshot(snapshot) => format!("snapshot    {snapshot}"),
+        Event::UpdateSnapshot(update) => format!("updateSnapshot {update}"),
         Event::Rebound(rebound) => format!("rebound     {}", rebound.reason),
         Event::Error(report) => format!("error       {}", report.message),
         Event::HttpReply(reply) => format!("httpReply   {} {}", reply.status_code, reply.body),

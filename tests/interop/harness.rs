@@ -307,11 +307,14 @@ impl Flow {
     }
 }
 
-/// A stand-in for the platform API: `GET /v1/tasks/{flow}/steps/{step}` with basic auth.
+/// A stand-in for the platform API: `GET /v1/tasks/{flow}/steps/{step}` and
+/// `PUT /v1/accounts/{id}` (rotated keys), with basic auth.
 pub struct PlatformApi {
     pub url: String,
     steps: Arc<Mutex<HashMap<String, Value>>>,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// The bodies of the `PUT /v1/accounts/{id}` it took, with the account id.
+    pub accounts: Arc<Mutex<Vec<(String, Value)>>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -343,11 +346,32 @@ impl PlatformApi {
                 None => StatusCode::NOT_FOUND.into_response(),
             }
         }
+        type Accounts = Arc<Mutex<Vec<(String, Value)>>>;
+        async fn account(
+            State(accounts): State<Accounts>,
+            headers: HeaderMap,
+            UrlPath(id): UrlPath<String>,
+            axum::Json(body): axum::Json<Value>,
+        ) -> StatusCode {
+            let expected = format!("Basic {}", b64(format!("{API_USER}:{API_KEY}").as_bytes()));
+            if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str())
+            {
+                return StatusCode::UNAUTHORIZED;
+            }
+            accounts.lock().unwrap().push((id, body));
+            StatusCode::OK
+        }
         let steps = Arc::new(Mutex::new(HashMap::new()));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let accounts: Accounts = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route("/v1/tasks/{flow}/steps/{step}", axum::routing::get(step))
-            .with_state((steps.clone(), requests.clone()));
+            .with_state((steps.clone(), requests.clone()))
+            .merge(
+                axum::Router::new()
+                    .route("/v1/accounts/{id}", axum::routing::put(account))
+                    .with_state(accounts.clone()),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -355,6 +379,7 @@ impl PlatformApi {
             url,
             steps,
             requests,
+            accounts,
             server,
         }
     }

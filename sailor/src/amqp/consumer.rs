@@ -47,6 +47,27 @@ impl Subscription {
     /// Connects (with backoff) and starts consuming `queue` with `prefetch`.
     pub async fn open(uri: &AmqpUri, queue: &str, prefetch: u16) -> Result<Self, lapin::Error> {
         let connection = connection::connect_with_backoff(uri, Role::Read).await;
+        Self::on(connection, queue, prefetch).await
+    }
+
+    /// Like [`Self::open`], with one connection attempt: for a caller that counts failed
+    /// attempts itself (`ELASTICIO_AMQP_RECONNECT_ATTEMPTS`).
+    pub async fn open_once(
+        uri: &AmqpUri,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Self, lapin::Error> {
+        let connection = connection::connect(uri, Role::Read).await?;
+        tracing::info!(
+            message = "Connected to RabbitMQ.",
+            host = %uri.host(),
+            vhost = uri.vhost(),
+            role = "read"
+        );
+        Self::on(connection, queue, prefetch).await
+    }
+
+    async fn on(connection: Connection, queue: &str, prefetch: u16) -> Result<Self, lapin::Error> {
         let channel = connection.create_channel().await?;
         channel
             .basic_qos(prefetch, BasicQosOptions::default())

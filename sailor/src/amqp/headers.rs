@@ -133,6 +133,9 @@ pub fn base_headers(
     if let Some(reply_to) = &incoming.reply_to {
         table.insert("reply_to".into(), text_value(reply_to));
     }
+    for (name, value) in &identity.additional {
+        table.insert(ShortString::from(name.as_str()), text_value(value));
+    }
     if let Some(parent) = &incoming.message_id {
         table.insert("parentMessageId".into(), text_value(parent));
     }
@@ -173,6 +176,55 @@ pub fn standalone_headers(identity: &Identity, function: &str) -> FieldTable {
     );
     stamp(&mut table, &uuid::Uuid::new_v4().to_string());
     table
+}
+
+/// A variable name as lodash's `_.camelCase` turns it into a header name, the way
+/// sailor-nodejs names `ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS` headers: words split at
+/// anything not a letter or digit, at a lower-to-upper change, before the last capital of a
+/// run followed by a lower-case letter, and between letters and digits; then the first word
+/// lower-cased and the others capitalised (`TENANT_ID` is `tenantId`, `X_API2` is `xApi2`).
+pub fn camel_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_ascii_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        if let Some(&previous) = word.chars().last().as_ref() {
+            let next = chars.get(i + 1).copied();
+            let boundary = (previous.is_ascii_lowercase() && c.is_ascii_uppercase())
+                || (previous.is_ascii_digit() != c.is_ascii_digit())
+                || (previous.is_ascii_uppercase()
+                    && c.is_ascii_uppercase()
+                    && next.is_some_and(|n| n.is_ascii_lowercase()));
+            if boundary {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+        word.push(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let lower = word.to_ascii_lowercase();
+            if i == 0 {
+                return lower;
+            }
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch, for `start` and `end`.
@@ -239,6 +291,7 @@ mod tests {
             comp_id: "comp".into(),
             container_id: "cont".into(),
             workspace_id: "ws".into(),
+            additional: Vec::new(),
         };
         let incoming = IncomingHeaders {
             message_id: Some("parent".into()),
@@ -254,6 +307,48 @@ mod tests {
         assert_eq!(get("reply_to").as_deref(), Some("reply"));
         assert_eq!(table.inner()["start"], AMQPValue::ShortShortInt(5));
         assert_eq!(table.inner().len(), 12);
+    }
+
+    #[test]
+    fn header_names_are_camel_cased_as_lodash_does() {
+        // Each pair checked against lodash 4's `_.camelCase` in sailor-nodejs' node_modules.
+        for (name, expected) in [
+            ("TENANT_ID", "tenantId"),
+            ("X_API2", "xApi2"),
+            ("fooBar_baz", "fooBarBaz"),
+            ("MY_VAR", "myVar"),
+            ("A1B2", "a1B2"),
+            ("XMLHttp_REQUEST", "xmlHttpRequest"),
+            ("region", "region"),
+            ("SOME__DOUBLE", "someDouble"),
+            ("VAR_2X", "var2X"),
+            ("abc123def", "abc123Def"),
+            ("ID", "id"),
+        ] {
+            assert_eq!(camel_case(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn additional_headers_sit_between_the_incoming_ones_and_the_identity() {
+        let identity = Identity {
+            step_id: "step_2".into(),
+            additional: vec![
+                ("tenantId".into(), "t-1".into()),
+                ("stepId".into(), "not me".into()),
+                ("x-eio-meta-tenant".into(), "from env".into()),
+            ],
+            ..Identity::default()
+        };
+        let incoming = IncomingHeaders {
+            meta: vec![("x-eio-meta-tenant".into(), text_value("incoming"))],
+            ..IncomingHeaders::default()
+        };
+        let table = base_headers(&identity, "request", &incoming, "thread", 5);
+        let get = |name: &str| table.inner().get(name).and_then(text_of);
+        assert_eq!(get("tenantId").as_deref(), Some("t-1"));
+        assert_eq!(get("stepId").as_deref(), Some("step_2"), "identity wins");
+        assert_eq!(get("x-eio-meta-tenant").as_deref(), Some("from env"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod account_keys;
 pub mod connection;
 pub mod consumer;
+pub mod error_input;
 pub mod headers;
 pub mod keys;
 pub mod publisher;

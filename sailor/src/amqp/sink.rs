@@ -2,8 +2,10 @@
 //! sailor-protocol.md 2.5): the [`EventSink`] the worker gives each message's emitter.
 //!
 //! data and updateKeys are encrypted in the configured protocol version; error is plain JSON
-//! with encrypted base64 fields; snapshot is plain JSON; rebound re-sends the original bytes.
-//! Each publish returns once the broker confirmed it.
+//! with encrypted base64 fields; snapshot and updateSnapshot are plain JSON on the snapshot
+//! routing key, told apart by their `snapshotEvent` header; rebound re-sends the original
+//! bytes. Data, error and snapshot publishes wait for their slot under the process's rate
+//! limits ([`crate::throttle`]). Each publish returns once the broker confirmed it.
 //!
 //! Request-reply, as sailor-nodejs 2.7.8 does it: an input with a `reply_to` header is answered
 //! on the same exchange with `reply_to` as routing key. `httpReply` goes there encrypted in
@@ -59,6 +61,8 @@ pub struct StepWire {
     pub account: Option<String>,
     /// Where lightweight bodies are read and written, or why there is no such place.
     pub object_storage: Result<ObjectStorage, NotConfigured>,
+    /// The process's publish rate limits.
+    pub throttles: crate::throttle::Throttles,
 }
 
 impl std::fmt::Debug for StepWire {
@@ -338,9 +342,10 @@ impl DeliverySink {
         )
     }
 
-    fn snapshot(&self, snapshot: &Value) -> Outgoing {
+    /// A `snapshot` or `updateSnapshot` (`event`), as sailor-nodejs sends both.
+    fn snapshot(&self, snapshot: &Value, event: EventKind) -> Outgoing {
         let mut table = self.headers(&uuid::Uuid::new_v4().to_string());
-        table.insert("snapshotEvent".into(), text_value("snapshot"));
+        table.insert("snapshotEvent".into(), text_value(event.as_str()));
         Outgoing {
             routing_key: self.settings().snapshot_routing_key.clone(),
             body: snapshot.to_string().into_bytes(),
@@ -485,11 +490,20 @@ impl EventSink for DeliverySink {
         let outgoing = match &event {
             Event::Data(message) => self.data(message.clone()).await?,
             Event::Error(report) => self.error(report),
-            Event::Snapshot(snapshot) => self.snapshot(snapshot),
+            Event::Snapshot(snapshot) | Event::UpdateSnapshot(snapshot) => {
+                self.snapshot(snapshot, kind)
+            }
             Event::UpdateKeys(keys) => self.update_keys(keys)?,
             Event::Rebound(rebound) => self.rebound(rebound)?,
             Event::HttpReply(reply) => self.http_reply(reply)?,
         };
+        let throttles = &self.wire.throttles;
+        match kind {
+            EventKind::Data => throttles.data.acquire().await,
+            EventKind::Error => throttles.error.acquire().await,
+            EventKind::Snapshot => throttles.snapshot.acquire().await,
+            _ => {}
+        }
         let published = match &event {
             Event::HttpReply(_) => self.publish_reply(kind, &outgoing).await,
             Event::Error(_) => match self.error_reply(&outgoing) {
@@ -534,6 +548,14 @@ impl EventSink for DeliverySink {
                     .snapshot
                     .lock()
                     .expect("no code panics while holding this lock") = snapshot;
+            }
+            Event::UpdateSnapshot(update) => {
+                let mut current = self
+                    .wire
+                    .snapshot
+                    .lock()
+                    .expect("no code panics while holding this lock");
+                *current = crate::event::merge_snapshot(&current, &update);
             }
             _ => {}
         }
@@ -611,6 +633,7 @@ mod tests {
                 variable: "ELASTICIO_OBJECT_STORAGE_URI",
                 problem: "is not set",
             }),
+            throttles: crate::throttle::Throttles::new(crate::throttle::RateLimits::default()),
         };
         let delivered = Delivered {
             headers,

@@ -3,7 +3,9 @@
 //! Reads the config (`--config FILE`, else `ELASTICIO_CFG`, else stdin), runs the component's
 //! [`Verifier`], prints one JSON object on stdout and, when `ELASTICIO_POST_RESULT_URL` is set,
 //! POSTs the answer there; with the `ELASTICIO_AMQP_*` variables set, refreshed keys are also
-//! published as an `updateKeys` message and shared with the account's other processes. Exit 0
+//! published as an `updateKeys` message and shared with the account's other processes, and
+//! with the `ELASTICIO_API_*` ones and `_account` PUT to the platform API
+//! (`COMPONENT_KEYS_DESTINATION` chooses). Exit 0
 //! verified, 1 not verified (or the result could not be POSTed), 2 unusable input. Logs go to
 //! stderr.
 
@@ -17,8 +19,10 @@ use serde_json::Value;
 
 use crate::amqp::account_keys::{AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::keys::KeysPublisher;
+use crate::emitter::EventSink;
 use crate::event::error_chain;
-use crate::settings::KeysSettings;
+use crate::platform_keys::{AccountsApi, KeysDelivery};
+use crate::settings::{KeysApiSettings, KeysSettings};
 use crate::verify::check::REFRESH_GRACE;
 use crate::verify::{
     CFG_ENV, ConfigSource, DEFAULT_TIMEOUT, POST_RESULT_URL_ENV, ResultUrl, Verification, Verifier,
@@ -128,12 +132,37 @@ pub(super) async fn run(args: VerifyArgs, verifier: Arc<dyn Verifier>) -> ExitCo
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
+    // With the platform API's variables set (and `_account`), they are PUT there too.
+    let route = KeysApiSettings::from_env(keys_settings.is_some())
+        .map_err(|error| error.to_string())
+        .and_then(|api| {
+            let route = api.keys_destination.resolve(
+                api.platform_api.is_some(),
+                keys_settings.is_some(),
+                config.account.as_deref(),
+            )?;
+            Ok((route, api.platform_api))
+        });
+    let (route, platform_api) = match route {
+        Ok(route) => route,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
     let keys_publisher = keys_settings
         .clone()
+        .filter(|_| route.amqp)
         .map(|s| Arc::new(KeysPublisher::new(s, config.account.clone())));
+    let accounts_api = platform_api
+        .zip(config.account.clone())
+        .map(|(api, account)| AccountsApi::new(api, account));
     let mut options = VerifyOptions::default().with_timeout(timeout);
-    if let Some(publisher) = &keys_publisher {
-        options = options.with_keys_sink(publisher.clone());
+    if route.amqp || route.api {
+        let inner = keys_publisher
+            .clone()
+            .map(|publisher| publisher as Arc<dyn EventSink>);
+        options = options.with_keys_sink(KeysDelivery::new(route, accounts_api).router(inner));
     }
     // With an account too, the check shares the account's keys with its other processes.
     if let (Some(settings), Some(account)) = (keys_settings, config.account.clone()) {
