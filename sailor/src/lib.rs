@@ -71,6 +71,11 @@
 //! set through the broker too: [`amqp::account_keys`] adopts newer keys, reads the newest at
 //! start-up, and hands the token cache a lease around each refresh.
 //!
+//! Rotated keys also reach the platform API (`PUT /v1/accounts/{id}`) when it is configured
+//! ([`platform_keys`]); [`platform_api`] is the platform API's client (basic auth, retries),
+//! which the step fetch and the lifecycle [`hooks`] (`startup`, `init`, `shutdown`) use.
+//! Publishes wait under the platform's rate limits ([`throttle`]).
+//!
 //! [`telemetry`] is what an operator watches: Prometheus metrics counted along that path,
 //! the liveness and readiness behind `/healthz` and `/readyz`, and the log line formats.
 //!

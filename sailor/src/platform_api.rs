@@ -1,10 +1,11 @@
 //! The platform API's client: basic auth with `ELASTICIO_API_USERNAME`/`ELASTICIO_API_KEY`,
-//! and the patience sailor-nodejs' REST client in effect has: a 5xx answer or a network
-//! failure is asked again, `ELASTICIO_API_REQUEST_RETRY_ATTEMPTS` times in all,
-//! `ELASTICIO_API_REQUEST_RETRY_DELAY` apart; any other answer is the caller's to judge.
+//! and patience: a 5xx, 408 or 429 answer or a network failure is asked again,
+//! `ELASTICIO_API_REQUEST_RETRY_ATTEMPTS` requests in all, the first wait
+//! `ELASTICIO_API_REQUEST_RETRY_DELAY`, doubling up to [`MAX_RETRY_DELAY`]; any other answer
+//! is the caller's to judge.
 //!
-//! The step definition ([`crate::platform`]) and the startup hook's data ([`crate::hooks`])
-//! go through it.
+//! The step definition ([`crate::platform`]), the startup hook's data ([`crate::hooks`]) and
+//! rotated keys ([`crate::platform_keys`]) go through it.
 
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use crate::http::{BodyCap, read_capped};
 use crate::settings::PlatformApi;
 
 /// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest wait between two requests.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// An answer that was not a 5xx.
 #[derive(Debug)]
@@ -53,6 +56,13 @@ pub enum PlatformApiError {
     },
 }
 
+/// A status worth asking again for: the API is failing or busy, not refusing.
+fn is_transient(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+}
+
 impl PlatformApi {
     /// The full URL of `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
@@ -71,19 +81,21 @@ impl PlatformApi {
         let client = reqwest::Client::new();
         let url = self.url(path);
         let mut attempt = 1;
+        let mut delay = self.retry.delay;
         let response = loop {
             let mut request = client
                 .request(method.clone(), &url)
                 .basic_auth(&self.username, Some(self.key.expose_secret()))
                 .header("Accept", "application/json")
+                .header("Connection", "Keep-Alive")
                 .timeout(REQUEST_TIMEOUT);
             if let Some(body) = body {
                 request = request.json(body);
             }
             let failure = match request.send().await {
-                Ok(response) if !response.status().is_server_error() => break response,
+                Ok(response) if !is_transient(response.status()) => break response,
                 Ok(response) => format!("HTTP {}", response.status()),
-                Err(error) => error.without_url().to_string(),
+                Err(error) => crate::event::innermost(&error.without_url()),
             };
             if attempt >= self.retry.attempts {
                 return Err(PlatformApiError::Failed {
@@ -99,9 +111,10 @@ impl PlatformApi {
                 path,
                 attempt,
                 error = %failure,
-                retry_in_ms = self.retry.delay.as_millis() as u64
+                retry_in_ms = delay.as_millis() as u64
             );
-            tokio::time::sleep(self.retry.delay).await;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
             attempt += 1;
         };
         let status = response.status();

@@ -13,20 +13,20 @@
 //! keys is not sent it again when only the other one failed.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::emitter::{EmitError, EventSink};
 use crate::event::{Event, EventKind, Keys};
+use crate::http::BodyCap;
+use crate::platform_api::PlatformApiError;
 use crate::settings::PlatformApi;
 
-/// How long one PUT may take, as sailor-nodejs' REST client allows (15 s).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// The longest wait between two PUTs of one delivery attempt: the wait doubles from
-/// `ELASTICIO_API_REQUEST_RETRY_DELAY` up to this.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// The most of the platform's answer to a PUT that is read: only its status matters.
+const ANSWER_CAP: BodyCap =
+    BodyCap::new(64 * 1024, "for the platform's answer to a keys PUT (fixed)");
 
 /// `COMPONENT_KEYS_DESTINATION`: where rotated keys go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,7 +150,6 @@ pub enum AccountsApiError {
 /// `PUT /v1/accounts/{id}` on the platform API, for one account.
 #[derive(Clone)]
 pub struct AccountsApi {
-    http: reqwest::Client,
     api: PlatformApi,
     account: String,
 }
@@ -168,7 +167,6 @@ impl AccountsApi {
     /// The endpoint of `account` on `api`.
     pub fn new(api: PlatformApi, account: impl Into<String>) -> Self {
         Self {
-            http: reqwest::Client::new(),
             api,
             account: account.into(),
         }
@@ -176,65 +174,44 @@ impl AccountsApi {
 
     /// The account's URL: `{ELASTICIO_API_URI}/v1/accounts/{id}`, the id one path segment.
     pub fn url(&self) -> String {
+        self.api.url(&self.path())
+    }
+
+    fn path(&self) -> String {
         let id = percent_encoding::utf8_percent_encode(
             &self.account,
             percent_encoding::NON_ALPHANUMERIC,
         );
-        format!(
-            "{}/v1/accounts/{id}",
-            self.api.base_uri.trim_end_matches('/')
-        )
+        format!("/v1/accounts/{id}")
     }
 
-    /// PUTs `{"keys": keys}` with the API's basic auth. A 5xx, 408, 429 or network failure
-    /// is tried again, `ELASTICIO_API_REQUEST_RETRY_ATTEMPTS` requests in all, the wait
-    /// doubling from `ELASTICIO_API_REQUEST_RETRY_DELAY`; each request gets
-    /// [`REQUEST_TIMEOUT`]. Dropping the future stops it.
+    /// PUTs `{"keys": keys}` with the API's basic auth, as patiently as
+    /// [`crate::platform_api`] asks. Dropping the future stops it.
     pub async fn put_keys(&self, keys: &Keys) -> Result<(), AccountsApiError> {
         // The token set leaves the process here, for the platform to persist it.
         let body = json!({ "keys": keys.expose_json() });
-        let url = self.url();
-        let attempts = self.api.retry.attempts.max(1);
-        let mut delay = self.api.retry.delay;
-        let mut attempt = 1;
-        loop {
-            let sent = self
-                .http
-                .put(&url)
-                .basic_auth(&self.api.username, Some(self.api.key.expose_secret()))
-                .header("Connection", "Keep-Alive")
-                .json(&body)
-                .timeout(REQUEST_TIMEOUT)
-                .send()
-                .await;
-            let failure = match sent {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response)
-                    if response.status().is_client_error()
-                        && !matches!(response.status().as_u16(), 408 | 429) =>
-                {
-                    return Err(AccountsApiError::Refused {
-                        status: response.status().as_u16(),
-                    });
-                }
-                Ok(response) => format!("HTTP {}", response.status()),
-                Err(error) => crate::event::innermost(&error.without_url()),
-            };
-            if attempt >= attempts {
-                return Err(AccountsApiError::Unavailable {
-                    attempts: attempt,
+        let answer = self
+            .api
+            .send(Method::PUT, &self.path(), Some(&body), ANSWER_CAP)
+            .await
+            .map_err(|error| match error {
+                PlatformApiError::Failed {
+                    attempts, failure, ..
+                } => AccountsApiError::Unavailable {
+                    attempts,
                     last: failure,
-                });
-            }
-            tracing::warn!(
-                message = "The platform API did not take the account's keys; retrying.",
-                attempt,
-                error = %failure,
-                retry_in_ms = delay.as_millis() as u64
-            );
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY_DELAY);
-            attempt += 1;
+                },
+                PlatformApiError::Body { problem, .. } => AccountsApiError::Unavailable {
+                    attempts: 1,
+                    last: problem,
+                },
+            })?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(AccountsApiError::Refused {
+                status: answer.status.as_u16(),
+            })
         }
     }
 }
@@ -435,7 +412,7 @@ mod tests {
                 key: crate::secret::Password::new("k"),
                 retry: crate::settings::ApiRetry {
                     attempts: 1,
-                    delay: Duration::ZERO,
+                    delay: std::time::Duration::ZERO,
                 },
             },
             "a/b",
