@@ -19,7 +19,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::amqp::keys::KeysPublisher;
-use crate::clock;
 use crate::emitter::{Emitter, EventSink};
 use crate::event::ErrorReport;
 use crate::http::BodyCap;
@@ -185,14 +184,10 @@ pub async fn before_consuming(
 /// `worker` with `ELASTICIO_HOOK_SHUTDOWN`: runs the step's `shutdown` hook with the stored
 /// startup data, then deletes the data.
 pub async fn shutdown(settings: &HookSettings, registry: &Registry) -> Result<(), HookError> {
-    let definition = platform::load(&settings.step_source, &settings.identity).await?;
-    let step = Step::new(
-        registry,
-        &settings.function,
-        definition.config,
-        clock::system(),
-    )?
-    .with_flow_variables(definition.flow_variables);
+    let step = platform::load(&settings.step_source, &settings.identity)
+        .await?
+        .into_step(registry, &settings.function)?
+        .step;
     let data = StartupData::new(&settings.platform_api, &settings.identity.flow_id);
     let state = data.retrieve().await?;
     let keys = crate::settings::KeysSettings::from_env()

@@ -5,7 +5,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::clock;
 use crate::config::StepConfig;
+use crate::registry::Registry;
+use crate::step::{Step, UnknownFunction};
 use reqwest::Method;
 
 use crate::http::BodyCap;
@@ -28,6 +31,34 @@ pub struct StepDefinition {
     pub is_passthrough: bool,
     /// The flow's variables (`variables`), given to modules through their context.
     pub flow_variables: Map<String, Value>,
+}
+
+/// A step definition made into the step that runs it.
+#[derive(Debug)]
+pub struct LoadedStep {
+    /// The step, with the definition's config and flow variables.
+    pub step: Step,
+    /// The snapshot the first message sees.
+    pub snapshot: Value,
+    /// True when the flow passes earlier steps' messages along.
+    pub is_passthrough: bool,
+}
+
+impl StepDefinition {
+    /// The step running `function` from `registry` on this definition.
+    pub fn into_step(
+        self,
+        registry: &Registry,
+        function: &str,
+    ) -> Result<LoadedStep, UnknownFunction> {
+        let step = Step::new(registry, function, self.config, clock::system())?
+            .with_flow_variables(self.flow_variables);
+        Ok(LoadedStep {
+            step,
+            snapshot: self.snapshot,
+            is_passthrough: self.is_passthrough,
+        })
+    }
 }
 
 /// Why the step definition could not be had.

@@ -52,7 +52,7 @@ use crate::lightweight::{self, ResolveError};
 use crate::message::Message;
 use crate::module::Invocation;
 use crate::object_storage::ObjectStorage;
-use crate::platform::{self, StepSourceError};
+use crate::platform::{self, LoadedStep, StepSourceError};
 use crate::platform_keys::{AccountsApi, KeysDelivery, KeysRoute};
 use crate::registry::Registry;
 use crate::settings::{InputFormat, PublishRetry, Reconnect, Settings};
@@ -142,14 +142,10 @@ pub async fn run(
         tracing::warn!(message = "Incomplete environment.", problem = %problem);
     }
     let loaded = async {
-        let definition = platform::load(&settings.step_source, &settings.identity).await?;
-        let step = Step::new(
-            registry,
-            &settings.function,
-            definition.config,
-            clock::system(),
-        )?
-        .with_flow_variables(definition.flow_variables);
+        let loaded = platform::load(&settings.step_source, &settings.identity)
+            .await?
+            .into_step(registry, &settings.function)?;
+        let step = &loaded.step;
         let account = step.config().account.clone();
         keys_route(&settings, account.as_deref()).map_err(WorkerError::KeysDestination)?;
         // The hooks run outside any delivery: their keys go out as standalone messages.
@@ -157,13 +153,17 @@ pub async fn run(
             KeysPublisher::new(settings.keys_settings(), account.clone()).for_function(step.name()),
         );
         let keys = keys_delivery(&settings, account.as_deref()).router(Some(publisher.clone()));
-        let hooked = hooks::before_consuming(&settings, &step, keys).await;
+        let hooked = hooks::before_consuming(&settings, step, keys).await;
         publisher.close().await;
         hooked?;
-        Ok::<_, WorkerError>((step, definition.snapshot, definition.is_passthrough))
+        Ok::<_, WorkerError>(loaded)
     }
     .await;
-    let (step, snapshot, is_passthrough) = match loaded {
+    let LoadedStep {
+        step,
+        snapshot,
+        is_passthrough,
+    } = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
             report_start_error(&settings, &error).await;
