@@ -23,14 +23,47 @@ fn vars(bed: &Bed, provider: &str, api: &str, extra: &[(&str, &str)]) -> Vec<(St
     vars
 }
 
+/// What every test here starts from: the OAuth2 provider, the platform-API stand-in (its
+/// first answers `statuses`, then 200) and a bed with the inputs `{"n": n}` for each of `ns`
+/// queued.
+struct Setup {
+    provider: Provider,
+    base: String,
+    api: PlatformApi,
+    api_base: String,
+    bed: Bed,
+}
+
+impl Setup {
+    async fn new(statuses: &[u16], ns: impl IntoIterator<Item = u64>) -> Self {
+        let provider = Provider::default();
+        let base = provider.serve().await;
+        let api = PlatformApi::default();
+        if !statuses.is_empty() {
+            api.answer_with(statuses);
+        }
+        let api_base = api.serve().await;
+        let bed = Bed::new().await;
+        bed.send_numbered(ns, |n| json!({ "n": n })).await;
+        Self {
+            provider,
+            base,
+            api,
+            api_base,
+            bed,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_api_configured_keys_go_to_the_api_and_the_broker_by_default() {
-    let provider = Provider::default();
-    let base = provider.serve().await;
-    let api = PlatformApi::default();
-    let api_base = api.serve().await;
-    let bed = Bed::new().await;
-    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let Setup {
+        provider: _provider,
+        base,
+        api,
+        api_base,
+        bed,
+    } = Setup::new(&[], [1]).await;
     // A trailing slash on the API URI is dropped, as sailor-nodejs' client does.
     let worker = start(
         vars(&bed, &base, &format!("{api_base}/"), &[]),
@@ -75,13 +108,13 @@ async fn with_the_api_configured_keys_go_to_the_api_and_the_broker_by_default() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_answered_500_then_200_delivers_the_keys_once_and_loses_nothing() {
-    let provider = Provider::default();
-    let base = provider.serve().await;
-    let api = PlatformApi::default();
-    api.answer_with(&[500]);
-    let api_base = api.serve().await;
-    let bed = Bed::new().await;
-    bed.send_numbered([1, 2], |n| json!({ "n": n })).await;
+    let Setup {
+        provider,
+        base,
+        api,
+        api_base,
+        bed,
+    } = Setup::new(&[500], [1, 2]).await;
     let worker = start(vars(&bed, &base, &api_base, &[]), component::registry());
     let events = bed.collect(3, Duration::from_secs(20)).await;
     worker.stop().await;
@@ -96,14 +129,14 @@ async fn a_put_answered_500_then_200_delivers_the_keys_once_and_loses_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_the_api_kept_refusing_are_put_before_newer_ones_and_never_lost() {
-    let provider = Provider::default();
-    let base = provider.serve().await;
-    let api = PlatformApi::default();
     // Two attempts per delivery of the keys: the first refresh's keys fail both.
-    api.answer_with(&[503, 503]);
-    let api_base = api.serve().await;
-    let bed = Bed::new().await;
-    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let Setup {
+        provider,
+        base,
+        api,
+        api_base,
+        bed,
+    } = Setup::new(&[503, 503], [1]).await;
     let worker = start(
         vars(
             &bed,
@@ -145,13 +178,13 @@ async fn keys_the_api_kept_refusing_are_put_before_newer_ones_and_never_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_the_api_refused_are_put_at_shutdown() {
-    let provider = Provider::default();
-    let base = provider.serve().await;
-    let api = PlatformApi::default();
-    api.answer_with(&[503]);
-    let api_base = api.serve().await;
-    let bed = Bed::new().await;
-    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let Setup {
+        provider: _provider,
+        base,
+        api,
+        api_base,
+        bed,
+    } = Setup::new(&[503], [1]).await;
     let worker = start(
         vars(
             &bed,
@@ -176,12 +209,13 @@ async fn keys_the_api_refused_are_put_at_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_only_sends_no_update_keys_message() {
-    let provider = Provider::default();
-    let base = provider.serve().await;
-    let api = PlatformApi::default();
-    let api_base = api.serve().await;
-    let bed = Bed::new().await;
-    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let Setup {
+        provider: _provider,
+        base,
+        api,
+        api_base,
+        bed,
+    } = Setup::new(&[], [1]).await;
     let worker = start(
         vars(
             &bed,
@@ -200,12 +234,13 @@ async fn api_only_sends_no_update_keys_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_only_sends_no_put() {
-    let provider = Provider::default();
-    let base = provider.serve().await;
-    let api = PlatformApi::default();
-    let api_base = api.serve().await;
-    let bed = Bed::new().await;
-    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let Setup {
+        provider: _provider,
+        base,
+        api,
+        api_base,
+        bed,
+    } = Setup::new(&[], [1]).await;
     let worker = start(
         vars(
             &bed,
