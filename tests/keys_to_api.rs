@@ -207,8 +207,9 @@ async fn keys_the_api_refused_are_put_at_shutdown() {
     bed.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_only_sends_no_update_keys_message() {
+/// Runs one message with `COMPONENT_KEYS_DESTINATION=destination`; returns the routing keys
+/// of what was published and the refresh tokens PUT to the API.
+async fn with_destination(destination: &str, events: usize) -> (Vec<String>, Vec<String>) {
     let Setup {
         provider: _provider,
         base,
@@ -221,40 +222,30 @@ async fn api_only_sends_no_update_keys_message() {
             &bed,
             &base,
             &api_base,
-            &[("COMPONENT_KEYS_DESTINATION", "api")],
+            &[("COMPONENT_KEYS_DESTINATION", destination)],
         ),
         component::registry(),
     );
-    let events = bed.collect(1, Duration::from_secs(20)).await;
+    let published = bed.collect(events, Duration::from_secs(20)).await;
     worker.stop().await;
-    assert_eq!(routing_keys(&events), ["data"]);
-    assert_eq!(api.refresh_tokens(), ["rt-1"]);
     bed.cleanup().await;
+    (routing_keys(&published), api.refresh_tokens())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_only_sends_no_update_keys_message() {
+    let (published, put) = with_destination("api", 1).await;
+    assert_eq!(
+        (published, put),
+        (vec!["data".to_owned()], vec!["rt-1".to_owned()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_only_sends_no_put() {
-    let Setup {
-        provider: _provider,
-        base,
-        api,
-        api_base,
-        bed,
-    } = Setup::new(&[], [1]).await;
-    let worker = start(
-        vars(
-            &bed,
-            &base,
-            &api_base,
-            &[("COMPONENT_KEYS_DESTINATION", "amqp")],
-        ),
-        component::registry(),
-    );
-    let events = bed.collect(2, Duration::from_secs(20)).await;
-    worker.stop().await;
-    assert_eq!(routing_keys(&events), ["keys", "data"]);
-    assert_eq!(api.puts().len(), 0);
-    bed.cleanup().await;
+    let (published, put) = with_destination("amqp", 2).await;
+    assert_eq!(published, ["keys", "data"]);
+    assert!(put.is_empty(), "{put:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
