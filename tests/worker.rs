@@ -884,3 +884,46 @@ async fn a_panicking_function_is_reported_and_rejected_and_the_worker_keeps_goin
     assert_eq!(bed.input_ready().await, 0);
     bed.cleanup().await;
 }
+
+/// An action whose `init` hook fails, with a secret in its message.
+struct FailingInit;
+
+#[async_trait]
+impl Action for FailingInit {
+    async fn process(
+        &self,
+        _: &Message,
+        _: &StepConfig,
+        _: &Value,
+        _: &Context,
+    ) -> Result<(), ProcessError> {
+        panic!("never called: init failed")
+    }
+
+    async fn init(&self, _: &StepConfig, _: &Context) -> Result<(), ProcessError> {
+        Err(ProcessError::named(
+            "NoQueue",
+            "the queue is gone (api key s3cr3t-api-key-42)",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_init_hook_stops_the_worker_before_it_consumes_and_says_why() {
+    let bed = Bed::new().await;
+    bed.send_numbered([1], |n| json!({ "n": n })).await;
+    let mut registry = Registry::new();
+    registry.action("failing", FailingInit);
+    let cfg = json!({"client_secret": "s3cr3t-api-key-42"});
+    let worker = bed::start(bed.vars("failing", &cfg), registry);
+    let error = worker.finished().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the init hook failed: the queue is gone (api key [redacted]) (NoQueue)"
+    );
+    let events = bed.collect(1, WAIT).await;
+    assert_eq!(routing_keys(&events), ["error"]);
+    assert_eq!(error_report(&events[0])["name"], "StartupError");
+    assert_eq!(bed.input_ready().await, 1, "nothing was consumed");
+    bed.cleanup().await;
+}
