@@ -1029,7 +1029,7 @@ pub(crate) mod tests {
             ("ELASTICIO_ERROR_ROUTING_KEY", "e"),
             ("ELASTICIO_SNAPSHOT_ROUTING_KEY", "s"),
             ("ELASTICIO_REBOUND_ROUTING_KEY", "r"),
-            ("ELASTICIO_FUNCTION", "request"),
+            ("ELASTICIO_FUNCTION", "send"),
             ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "cryptoSekrit"),
             ("ELASTICIO_MESSAGE_CRYPTO_IV", "iv=any16_symbols"),
             ("ELASTICIO_CFG", r#"{"api_key":"cfgSekrit"}"#),

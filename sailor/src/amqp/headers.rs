@@ -298,12 +298,12 @@ mod tests {
             reply_to: Some("reply".into()),
             ..IncomingHeaders::default()
         };
-        let table = base_headers(&identity, "request", &incoming, "thread", 5);
+        let table = base_headers(&identity, "send", &incoming, "thread", 5);
         let get = |name: &str| table.inner().get(name).and_then(text_of);
         assert_eq!(get("parentMessageId").as_deref(), Some("parent"));
         assert_eq!(get("taskId").as_deref(), Some("flow"));
         assert_eq!(get("threadId").as_deref(), Some("thread"));
-        assert_eq!(get("function").as_deref(), Some("request"));
+        assert_eq!(get("function").as_deref(), Some("send"));
         assert_eq!(get("reply_to").as_deref(), Some("reply"));
         assert_eq!(table.inner()["start"], AMQPValue::ShortShortInt(5));
         assert_eq!(table.inner().len(), 12);
@@ -344,7 +344,7 @@ mod tests {
             meta: vec![("x-eio-meta-tenant".into(), text_value("incoming"))],
             ..IncomingHeaders::default()
         };
-        let table = base_headers(&identity, "request", &incoming, "thread", 5);
+        let table = base_headers(&identity, "send", &incoming, "thread", 5);
         let get = |name: &str| table.inner().get(name).and_then(text_of);
         assert_eq!(get("tenantId").as_deref(), Some("t-1"));
         assert_eq!(get("stepId").as_deref(), Some("step_2"), "identity wins");

@@ -1,8 +1,9 @@
 //! Reading a response body under a byte cap, so that an answer too large to handle costs at
 //! most the cap in memory instead of the whole answer.
 //!
-//! Every body the runtime reads from an outside server (the API's answers to `request` and
-//! `pollItems`, the token endpoint, the credential check) goes through [`read_capped`]. A
+//! Every body the runtime reads from an outside server (the token endpoint, the credential
+//! check, object storage) goes through [`read_capped`], and so should the API answers a
+//! module reads, under the step's cap ([`BodyCap::from_config`]). A
 //! `Content-Length` above the cap is refused before a byte is read; a body without one
 //! (chunked) is read chunk by chunk and refused as soon as it passes the cap. Dropping the
 //! response then closes the connection, so the server stops sending.
@@ -13,8 +14,8 @@ use serde_json::Value;
 use super::without_url_secrets;
 use crate::config::StepConfig;
 
-/// The step config field that sets the cap on an API response body (`request`, and each page
-/// of `pollItems`).
+/// The step config field that sets the cap on an API response body a module reads (each
+/// answer, e.g. each page of a paginated list).
 pub const MAX_RESPONSE_BYTES_FIELD: &str = "max_response_bytes";
 
 /// The API body cap unless `max_response_bytes` says otherwise: the platform's default limit

@@ -345,7 +345,7 @@ mod tests {
         let vars = [
             ("ELASTICIO_FLOW_ID", "flow-1"),
             ("ELASTICIO_STEP_ID", "step_2"),
-            ("ELASTICIO_FUNCTION", "request"),
+            ("ELASTICIO_FUNCTION", "send"),
             ("ELASTICIO_MESSAGE_CRYPTO_PASSWORD", "cryptoSekrit"),
             ("ELASTICIO_AMQP_URI", "amqp://guest:hunter2@127.0.0.1/"),
         ];
@@ -410,7 +410,7 @@ mod tests {
             assert_eq!(line["v"], 0);
             assert_eq!(line["ELASTICIO_FLOW_ID"], "flow-1");
             assert_eq!(line["ELASTICIO_STEP_ID"], "step_2");
-            assert_eq!(line["ELASTICIO_FUNCTION"], "request");
+            assert_eq!(line["ELASTICIO_FUNCTION"], "send");
             assert_eq!(line["tag"], "flow-1");
             let time = line["time"].as_str().unwrap();
             assert_eq!(time.len(), "2026-11-30T17:35:08.123Z".len(), "{time}");
