@@ -4,10 +4,11 @@
 #[path = "interop/harness.rs"]
 mod harness;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harness::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -917,4 +918,103 @@ async fn a_lightweight_message_stored_by_either_runtime_is_read_by_the_other() {
     );
     reader.kill().await;
     flow.cleanup().await;
+}
+
+/// What a service-mode run POSTed to the result URL: the body and its Authorization header.
+type Posted = Arc<Mutex<Vec<(Value, Option<String>)>>>;
+
+async fn result_url_stand_in() -> (String, Posted) {
+    let posted: Posted = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/result",
+            axum::routing::post(
+                |axum::extract::State(posted): axum::extract::State<Posted>,
+                 headers: axum::http::HeaderMap,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    posted.lock().unwrap().push((body, auth));
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state(posted.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://svc-user:svc-pass@{addr}/result"), posted)
+}
+
+#[tokio::test]
+async fn service_mode_answers_a_missing_model_method_as_sailor_nodejs_does() {
+    let (url, posted) = result_url_stand_in().await;
+    let dir = harness::node_component_dir();
+    let env = |function: &str| {
+        vec![
+            ("ELASTICIO_POST_RESULT_URL", url.clone()),
+            ("ELASTICIO_CFG", "{}".to_owned()),
+            ("ELASTICIO_API_URI", "http://127.0.0.1:1".to_owned()),
+            ("ELASTICIO_API_USERNAME", "u".to_owned()),
+            ("ELASTICIO_API_KEY", "k".to_owned()),
+            ("ELASTICIO_ACTION_OR_TRIGGER", function.to_owned()),
+            ("ELASTICIO_GET_MODEL_METHOD", "listThings".to_owned()),
+            ("ELASTICIO_COMPONENT_PATH", ".".to_owned()),
+        ]
+    };
+    let node = tokio::process::Command::new("node")
+        .args([
+            "node_modules/elasticio-sailor-nodejs/runService.js",
+            "selectModel",
+        ])
+        .current_dir(&dir)
+        .envs(env("echo"))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let ours = tokio::process::Command::new(env!("CARGO_BIN_EXE_component"))
+        .args(["service", "selectModel"])
+        .envs(env("request"))
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .await
+        .expect("ours runs");
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+
+    let posted = posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 2, "{posted:?}");
+    let (node_body, node_auth) = &posted[0];
+    let (our_body, our_auth) = &posted[1];
+    assert_eq!(
+        node_body,
+        &json!({"status": "error", "data": {"message":
+            "Method \"listThings\" is not found in \"echo\" action or trigger"}})
+    );
+    assert_eq!(
+        our_body
+            .to_string()
+            .replace("\\\"request\\\"", "\\\"echo\\\""),
+        node_body.to_string(),
+        "the same answer, the function's name aside"
+    );
+    assert_eq!(
+        our_auth, node_auth,
+        "user:pass of the URL as basic auth, both"
+    );
+    assert!(
+        node_auth
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Basic "))
+    );
 }

@@ -163,7 +163,7 @@ async fn select_model_and_get_meta_model_post_their_answers() {
     assert_eq!(
         results[2],
         json!({"status": "error", "data": {"message":
-            "Method \"priorities\" is not found in this action or trigger"}})
+            "Method \"priorities\" is not found in \"createTicket\" action or trigger"}})
     );
 }
 

@@ -121,8 +121,13 @@ async fn model(method: ServiceMethod, registry: &Registry) -> Result<Value, Stri
     if let Some(keys) = keys {
         keys.close().await;
     }
+    let asked = model_method.as_deref().unwrap_or("getMetaModel");
     match result {
         Ok(Ok(data)) => Ok(data),
+        // sailor-nodejs' words, with the function named.
+        Ok(Err(error)) if error.name() == "MethodNotFound" => Err(format!(
+            "Method \"{asked}\" is not found in \"{function}\" action or trigger"
+        )),
         Ok(Err(error)) => Err(ctx.report(&error).message),
         Err(_) => Err("the method did not answer in time".to_owned()),
     }
