@@ -51,6 +51,8 @@ pub struct Step {
     config: Arc<StepConfig>,
     tokens: Option<TokenCache>,
     http: reqwest::Client,
+    /// `api_base_url`, parsed once for every message's client.
+    base_url: Option<url::Url>,
 }
 
 impl std::fmt::Debug for Step {
@@ -75,7 +77,12 @@ impl Step {
             known: registry.names().map(str::to_owned).collect(),
         })?;
         let tokens = TokenCache::from_config(&config, RetryPolicy::default(), clock);
+        let base_url = config
+            .api_base_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
         Ok(Self {
+            base_url,
             name: name.to_owned(),
             function,
             config: Arc::new(config),
@@ -114,15 +121,14 @@ impl Step {
     /// Processes one message, emitting through `emitter`. A failure becomes exactly one error
     /// event, with the account's secrets taken out of its text.
     pub async fn process(&self, message: &Message, snapshot: &Value, emitter: &Emitter) -> Outcome {
-        let base_url = self
-            .config
-            .api_base_url
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok());
-        let http = self
-            .tokens
-            .clone()
-            .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
+        let http = self.tokens.clone().map(|cache| {
+            AuthClient::new(
+                self.http.clone(),
+                cache,
+                emitter.clone(),
+                self.base_url.clone(),
+            )
+        });
         let redactor = Redactor::for_step(&self.config, self.tokens.clone());
         let ctx = Context::new(emitter.clone(), http).with_redactor(redactor.clone());
         match self

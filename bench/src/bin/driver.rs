@@ -400,8 +400,18 @@ impl Bed {
                 false
             }
         };
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+        // SIGTERM first (a profiler wrapping the target writes its data then), SIGKILL after 5 s.
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
         let _ = outputs.close(200, "done".into()).await;
         let _ = connection.close(200, "done".into()).await;
 
