@@ -505,7 +505,12 @@ impl Worker {
             headers,
             body: delivery.data.clone(),
             properties: delivery.properties.clone(),
-            message: decoded.as_ref().ok().cloned(),
+            // Only a passthrough step reads the incoming message again: no copy otherwise.
+            message: if self.wire.is_passthrough {
+                decoded.as_ref().ok().cloned()
+            } else {
+                None
+            },
             base_headers,
         };
         let sink = Arc::new(DeliverySink::new(self.wire.clone(), Arc::new(delivered)));

@@ -149,14 +149,13 @@ impl DeliverySink {
         if self.wire.is_passthrough {
             self.add_passthrough(&mut message);
         }
-        let json = serde_json::to_value(&message).map_err(|error| EmitError::Refused {
+        // Serialised once, straight to bytes.
+        let json = serde_json::to_vec(&message).map_err(|error| EmitError::Refused {
             kind: EventKind::Data,
             reason: error.to_string(),
         })?;
         let settings = self.settings();
-        let body = settings
-            .cipher
-            .encode(json.to_string().as_bytes(), settings.protocol);
+        let body = settings.cipher.encode(&json, settings.protocol);
         let mut table = self.headers(&id);
         table.insert(
             PROTOCOL_VERSION.into(),
@@ -347,12 +346,10 @@ fn take_routing_key(message: &mut Message) -> Option<String> {
 impl EventSink for DeliverySink {
     async fn publish(&self, event: Event) -> Result<(), EmitError> {
         let kind = event.kind();
-        let outgoing = match &event {
-            Event::Data(message) => self.data(message.clone())?,
-            Event::Error(report) => self.error(report),
-            Event::Snapshot(snapshot) => self.snapshot(snapshot),
-            Event::UpdateKeys(keys) => self.update_keys(keys)?,
-            Event::Rebound(rebound) => self.rebound(rebound)?,
+        // A data message is moved into its wire form, not copied: nothing reads it after.
+        let (outgoing, event) = match event {
+            Event::Data(message) => (self.data(message)?, None),
+            event => (self.outgoing(&event)?, Some(event)),
         };
         self.wire
             .publisher
@@ -364,14 +361,14 @@ impl EventSink for DeliverySink {
             })?;
         tracing::debug!(message = "Event published.", event = %kind, routing_key = %outgoing.routing_key);
         match event {
-            Event::Error(_) => {
+            Some(Event::Error(_)) => {
                 self.errors_published.fetch_add(1, Ordering::SeqCst);
             }
-            Event::Rebound(_) => {
+            Some(Event::Rebound(_)) => {
                 self.rebounds_published.fetch_add(1, Ordering::SeqCst);
             }
-            Event::UpdateKeys(_) => metrics::get().update_keys_published(&outgoing),
-            Event::Snapshot(snapshot) => {
+            Some(Event::UpdateKeys(_)) => metrics::get().update_keys_published(&outgoing),
+            Some(Event::Snapshot(snapshot)) => {
                 *self
                     .wire
                     .snapshot
@@ -381,6 +378,19 @@ impl EventSink for DeliverySink {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl DeliverySink {
+    /// The wire form of an event other than data.
+    fn outgoing(&self, event: &Event) -> Result<Outgoing, EmitError> {
+        Ok(match event {
+            Event::Data(message) => self.data(message.clone())?,
+            Event::Error(report) => self.error(report),
+            Event::Snapshot(snapshot) => self.snapshot(snapshot),
+            Event::UpdateKeys(keys) => self.update_keys(keys)?,
+            Event::Rebound(rebound) => self.rebound(rebound)?,
+        })
     }
 }
 
