@@ -52,6 +52,8 @@ pub struct Step {
     tokens: Option<TokenCache>,
     http: reqwest::Client,
     flow_variables: Map<String, Value>,
+    /// `api_base_url`, parsed once for every message's client.
+    base_url: Option<url::Url>,
 }
 
 impl std::fmt::Debug for Step {
@@ -76,7 +78,12 @@ impl Step {
             known: registry.names().map(str::to_owned).collect(),
         })?;
         let tokens = TokenCache::from_config(&config, RetryPolicy::default(), clock);
+        let base_url = config
+            .api_base_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
         Ok(Self {
+            base_url,
             name: name.to_owned(),
             function,
             config: Arc::new(config),
@@ -127,15 +134,14 @@ impl Step {
     /// The context the function gets when running as `invocation`, emitting through
     /// `emitter`: the step's HTTP clients, flow variables and redactor.
     pub fn context(&self, emitter: &Emitter, invocation: &Invocation) -> Context {
-        let base_url = self
-            .config
-            .api_base_url
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok());
-        let http = self
-            .tokens
-            .clone()
-            .map(|cache| AuthClient::new(self.http.clone(), cache, emitter.clone(), base_url));
+        let http = self.tokens.clone().map(|cache| {
+            AuthClient::new(
+                self.http.clone(),
+                cache,
+                emitter.clone(),
+                self.base_url.clone(),
+            )
+        });
         let redactor = Redactor::for_step(&self.config, self.tokens.clone());
         Context::new(emitter.clone(), self.http.clone(), http)
             .with_redactor(redactor)

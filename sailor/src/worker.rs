@@ -498,7 +498,7 @@ impl Worker {
     /// with it; anything else gets a task, even when its `messageId` is one already in
     /// flight (an upstream component may reuse ids: distinct messages are never merged).
     fn accept(self: Arc<Self>, delivery: Delivery, tasks: &mut JoinSet<()>) {
-        let headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
+        let mut headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
         metrics::get().message_received(self.step.name());
         let tracked_id = headers.message_id.clone();
         if let Some(id) = &tracked_id {
@@ -518,13 +518,17 @@ impl Worker {
         let message_id = tracked_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        // Every line logged for this delivery carries these fields (sailor-nodejs' names);
-        // `threadId` is known once the delivery is processed.
+        // Every line logged for this delivery carries these fields (sailor-nodejs' names).
+        // The thread id is settled here, so that the span is formatted once, not again when
+        // it is recorded later.
         let span = tracing::info_span!(
             "delivery",
             messageId = %message_id,
             parentMessageId = headers.parent_message_id.as_deref(),
-            threadId = tracing::field::Empty,
+            threadId = headers
+                .thread_id
+                .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                .as_str(),
             function = %self.step.name(),
             stepId = %self.wire.settings.identity.step_id,
             delivery_tag = delivery.delivery_tag,
@@ -580,7 +584,6 @@ impl Worker {
             .thread_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        tracing::Span::current().record("threadId", thread_id.as_str());
         let base_headers = headers::base_headers(
             &settings.identity,
             self.step.name(),
@@ -610,7 +613,12 @@ impl Worker {
             headers,
             body: delivery.data.clone(),
             properties: delivery.properties.clone(),
-            message: decoded.as_ref().ok().cloned(),
+            // Only a passthrough step reads the incoming message again: no copy otherwise.
+            message: if self.wire.is_passthrough {
+                decoded.as_ref().ok().cloned()
+            } else {
+                None
+            },
             base_headers,
         };
         let sink = Arc::new(DeliverySink::new(self.wire.clone(), Arc::new(delivered)));

@@ -126,7 +126,12 @@ pub fn check_config(config: &StepConfig) -> Result<(), ProcessError> {
 /// Refuses a filled path that would take the request, and its bearer token, away from
 /// `api_base_url`: a dot-segment anywhere (URL parsers resolve `..` and `%2E%2E` alike), or a
 /// resolved URL outside the base.
-fn check_target(config: &StepConfig, path: &str, url: &Url) -> Result<(), ProcessError> {
+fn check_target(
+    config: &StepConfig,
+    parsed_base: Option<&Url>,
+    path: &str,
+    url: &Url,
+) -> Result<(), ProcessError> {
     if has_dot_segment(path) {
         return Err(ProcessError::Input(format!(
             "the path `{path}` has a `.` or `..` segment, which would send the request to \
@@ -136,8 +141,11 @@ fn check_target(config: &StepConfig, path: &str, url: &Url) -> Result<(), Proces
     let Some(base) = config.api_base_url.as_deref() else {
         return Ok(());
     };
-    let base =
-        Url::parse(base).map_err(|_| ProcessError::Config("`api_base_url` is not a URL".into()))?;
+    let base = match parsed_base {
+        Some(parsed) => parsed.clone(),
+        None => Url::parse(base)
+            .map_err(|_| ProcessError::Config("`api_base_url` is not a URL".into()))?,
+    };
     if is_within(&base, url) {
         return Ok(());
     }
@@ -175,8 +183,8 @@ impl Action for Request {
 
         let http = ctx.http()?;
         let url = http.url(&path)?;
-        check_target(config, &path, &url)?;
-        let mut request = http.request(method.clone(), url.as_str())?.query(&query);
+        check_target(config, http.base_url(), &path, &url)?;
+        let mut request = http.request_url(method.clone(), url).query(&query);
         for (name, value) in extra_headers {
             request = request.header(name, value);
         }

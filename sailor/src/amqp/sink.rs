@@ -188,14 +188,13 @@ impl DeliverySink {
             }
             message.passthrough = Some(passthrough);
         }
-        let json = serde_json::to_value(&message).map_err(|error| EmitError::Refused {
+        // Serialised once, straight to bytes.
+        let json = serde_json::to_vec(&message).map_err(|error| EmitError::Refused {
             kind: EventKind::Data,
             reason: error.to_string(),
         })?;
         let settings = self.settings();
-        let body = settings
-            .cipher
-            .encode(json.to_string().as_bytes(), settings.protocol);
+        let body = settings.cipher.encode(&json, settings.protocol);
         let mut table = self.headers(&id);
         table.insert(
             PROTOCOL_VERSION.into(),
@@ -487,15 +486,10 @@ fn take_routing_key(message: &mut Message) -> Option<String> {
 impl EventSink for DeliverySink {
     async fn publish(&self, event: Event) -> Result<(), EmitError> {
         let kind = event.kind();
-        let outgoing = match &event {
-            Event::Data(message) => self.data(message.clone()).await?,
-            Event::Error(report) => self.error(report),
-            Event::Snapshot(snapshot) | Event::UpdateSnapshot(snapshot) => {
-                self.snapshot(snapshot, kind)
-            }
-            Event::UpdateKeys(keys) => self.update_keys(keys)?,
-            Event::Rebound(rebound) => self.rebound(rebound)?,
-            Event::HttpReply(reply) => self.http_reply(reply)?,
+        // A data message is moved into its wire form, not copied: nothing reads it after.
+        let (outgoing, event) = match event {
+            Event::Data(message) => (self.data(message).await?, None),
+            event => (self.outgoing(&event, kind)?, Some(event)),
         };
         let throttles = &self.wire.throttles;
         match kind {
@@ -505,8 +499,8 @@ impl EventSink for DeliverySink {
             _ => {}
         }
         let published = match &event {
-            Event::HttpReply(_) => self.publish_reply(kind, &outgoing).await,
-            Event::Error(_) => match self.error_reply(&outgoing) {
+            Some(Event::HttpReply(_)) => self.publish_reply(kind, &outgoing).await,
+            Some(Event::Error(_)) => match self.error_reply(&outgoing) {
                 // Both confirmed, or the error does not count as published; a reply the
                 // broker will never take does not hold the input back, since requeueing it
                 // would only publish the same error again.
@@ -535,21 +529,21 @@ impl EventSink for DeliverySink {
         })?;
         tracing::debug!(message = "Event published.", event = %kind, routing_key = %outgoing.routing_key);
         match event {
-            Event::Error(_) => {
+            Some(Event::Error(_)) => {
                 self.errors_published.fetch_add(1, Ordering::SeqCst);
             }
-            Event::Rebound(_) => {
+            Some(Event::Rebound(_)) => {
                 self.rebounds_published.fetch_add(1, Ordering::SeqCst);
             }
-            Event::UpdateKeys(_) => metrics::get().update_keys_published(&outgoing),
-            Event::Snapshot(snapshot) => {
+            Some(Event::UpdateKeys(_)) => metrics::get().update_keys_published(&outgoing),
+            Some(Event::Snapshot(snapshot)) => {
                 *self
                     .wire
                     .snapshot
                     .lock()
                     .expect("no code panics while holding this lock") = snapshot;
             }
-            Event::UpdateSnapshot(update) => {
+            Some(Event::UpdateSnapshot(update)) => {
                 let mut current = self
                     .wire
                     .snapshot
@@ -560,6 +554,24 @@ impl EventSink for DeliverySink {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl DeliverySink {
+    /// The wire form of an event other than data.
+    /// The wire form of an event other than data (which is moved into its own, see
+    /// [`Self::data`]).
+    fn outgoing(&self, event: &Event, kind: EventKind) -> Result<Outgoing, EmitError> {
+        Ok(match event {
+            Event::Error(report) => self.error(report),
+            Event::Snapshot(snapshot) | Event::UpdateSnapshot(snapshot) => {
+                self.snapshot(snapshot, kind)
+            }
+            Event::UpdateKeys(keys) => self.update_keys(keys)?,
+            Event::Rebound(rebound) => self.rebound(rebound)?,
+            Event::HttpReply(reply) => self.http_reply(reply)?,
+            Event::Data(_) => unreachable!("a data message is moved into its wire form instead"),
+        })
     }
 }
 

@@ -119,6 +119,16 @@ impl AuthClient {
         &self.cache
     }
 
+    /// `api_base_url`, parsed.
+    pub fn base_url(&self) -> Option<&Url> {
+        self.base_url.as_ref()
+    }
+
+    /// Starts a request to `url`, already resolved (by [`Self::url`]): not parsed again.
+    pub fn request_url(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http.request(method, url)
+    }
+
     /// Resolves `path` against `api_base_url` (an absolute URL is taken as is).
     pub fn url(&self, path: &str) -> Result<Url, AuthError> {
         let invalid = || AuthError::InvalidUrl {

@@ -1,0 +1,153 @@
+//! `bench-loop`: the bare hand-written loop the worker is measured against. The same wire work
+//! as `component worker` running `request`, and nothing else: consume (prefetch
+//! `ELASTICIO_RABBITMQ_PREFETCH_SAILOR`), base64 + AES-256-CBC decrypt, parse, POST the body to
+//! `BENCH_API_URL` with the bearer token `BENCH_ACCESS_TOKEN`, build `{status, headers, body}`,
+//! encrypt, publish on a confirm channel, wait for the confirm, ack. One current-thread tokio
+//! runtime; no settings, logging, token cache, dedup or emitter.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde_json::{Map, Value, json};
+
+struct Loop {
+    cipher: bench::Cipher,
+    http: reqwest::Client,
+    url: String,
+    bearer: String,
+    publish: Channel,
+    exchange: String,
+    routing_key: String,
+    persistent: bool,
+}
+
+fn var(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set"))
+}
+
+impl Loop {
+    async fn handle(&self, delivery: lapin::message::Delivery) -> anyhow::Result<()> {
+        let plain = self
+            .cipher
+            .decode(&delivery.data)
+            .context("the input does not decrypt")?;
+        let input: Value = serde_json::from_slice(&plain)?;
+        let response = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::AUTHORIZATION, &self.bearer)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&input["body"])?)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let headers: Map<String, Value> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                )
+            })
+            .collect();
+        let bytes = response.bytes().await?;
+        let body: Value = serde_json::from_slice(&bytes)?;
+        let output = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "attachments": {},
+            "body": {"status": status, "headers": headers, "body": body},
+            "headers": {},
+        });
+        let data = self.cipher.encode(&serde_json::to_vec(&output)?);
+        let mut headers = FieldTable::default();
+        let parent = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("messageId").cloned())
+            .unwrap_or(AMQPValue::LongString("".into()));
+        headers.insert(
+            "messageId".into(),
+            AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into()),
+        );
+        headers.insert("parentMessageId".into(), parent);
+        headers.insert("protocolVersion".into(), AMQPValue::LongLongInt(1));
+        let properties = BasicProperties::default()
+            .with_headers(headers)
+            .with_content_type("application/json".into())
+            .with_delivery_mode(if self.persistent { 2 } else { 1 });
+        let confirm = self
+            .publish
+            .basic_publish(
+                self.exchange.as_str().into(),
+                self.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &data,
+                properties,
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(confirm.is_ack(), "the broker nacked the output");
+        delivery.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let uri = var("ELASTICIO_AMQP_URI")?;
+    let prefetch: u16 = var("ELASTICIO_RABBITMQ_PREFETCH_SAILOR")
+        .unwrap_or_else(|_| "1".into())
+        .parse()?;
+    let connection = Connection::connect(&uri, ConnectionProperties::default()).await?;
+    let consume = connection.create_channel().await?;
+    consume
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let publish = connection.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let this = Arc::new(Loop {
+        cipher: bench::Cipher::new(
+            &var("ELASTICIO_MESSAGE_CRYPTO_PASSWORD")?,
+            &var("ELASTICIO_MESSAGE_CRYPTO_IV")?,
+        ),
+        http: reqwest::Client::new(),
+        url: format!("{}{}", var("BENCH_API_URL")?, bench::ECHO_PATH),
+        bearer: format!("Bearer {}", var("BENCH_ACCESS_TOKEN")?),
+        publish,
+        exchange: var("ELASTICIO_PUBLISH_MESSAGES_TO")?,
+        routing_key: var("ELASTICIO_DATA_ROUTING_KEY")?,
+        persistent: std::env::var("ELASTICIO_AMQP_PERSISTENT_MESSAGES").as_deref() == Ok("true"),
+    });
+    let mut consumer = consume
+        .basic_consume(
+            var("ELASTICIO_LISTEN_MESSAGES_ON")?.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        let this = this.clone();
+        tokio::spawn(async move {
+            if let Err(error) = this.handle(delivery).await {
+                eprintln!("bench-loop: {error:#}");
+            }
+        });
+    }
+    Ok(())
+}
