@@ -13,10 +13,13 @@ use sailor::registry::Registry;
 use sailor::{Action, Context, Message, ProcessError, StepConfig};
 use serde_json::{Value, json};
 
-/// Calls the API with 100 ms of patience and succeeds either way: a function that gives up
-/// on its call while the refresh the call started is still running.
+/// Calls the API and gives up on the call as soon as the refresh it started reaches the token
+/// endpoint, succeeding either way: a function that leaves while that refresh still runs.
+/// (Giving up after a fixed time instead was flaky: the call may still be waiting for the
+/// account's keys on the broker then, before any refresh.)
 struct Impatient {
     returned: Arc<AtomicBool>,
+    provider: Provider,
 }
 
 #[async_trait]
@@ -32,7 +35,15 @@ impl Action for Impatient {
         let request = http
             .request(reqwest::Method::GET, "/items/1")
             .map_err(ProcessError::Auth)?;
-        let _ = tokio::time::timeout(Duration::from_millis(100), http.send(request)).await;
+        let refresh_started = async {
+            while self.provider.state().token_requests_received == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            _ = http.send(request) => panic!("the refresh takes a second; the call cannot end first"),
+            () = refresh_started => {}
+        }
         self.returned.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -52,6 +63,7 @@ async fn shutdown_waits_for_a_refresh_that_outlived_its_delivery_so_the_rotated_
         "impatient",
         Impatient {
             returned: returned.clone(),
+            provider: provider.clone(),
         },
     );
     let worker = start(

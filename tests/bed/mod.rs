@@ -570,6 +570,9 @@ pub struct ProviderState {
     pub delay_ms: u64,
     /// How long `/token` takes to answer.
     pub token_delay_ms: u64,
+    /// Token requests received, counted before the delay: a test can tell a refresh is under
+    /// way.
+    pub token_requests_received: u32,
     pub calls: Vec<(u64, String)>,
     /// Until then, `/token` answers 500: an outage of the token endpoint.
     pub token_down_until: Option<Instant>,
@@ -601,7 +604,11 @@ async fn token(
     State(provider): State<Provider>,
     axum::Form(form): axum::Form<BTreeMap<String, String>>,
 ) -> impl IntoResponse {
-    let delay = provider.state().token_delay_ms;
+    let delay = {
+        let mut state = provider.state();
+        state.token_requests_received += 1;
+        state.token_delay_ms
+    };
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let mut state = provider.state();
     if state
