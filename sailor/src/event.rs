@@ -105,6 +105,15 @@ pub fn error_chain<'a>(
     std::iter::successors(Some(error), |cause| cause.source())
 }
 
+/// An error and its causes on one line, `: ` between them, as an exit message or a log field
+/// gives them.
+pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    error_chain(error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The deepest cause of an error: for network errors the one a user recognises
 /// ("Connection refused").
 pub(crate) fn innermost(error: &(dyn std::error::Error + 'static)) -> String {

@@ -152,10 +152,7 @@ pub async fn cli(amqp: Option<String>) -> ExitCode {
     match ran {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
-            let chain: Vec<String> = sailor::event::error_chain(&error)
-                .map(ToString::to_string)
-                .collect();
-            eprintln!("error: {}", chain.join(": "));
+            eprintln!("error: {}", sailor::event::chain_text(&error));
             ExitCode::from(1)
         }
     }

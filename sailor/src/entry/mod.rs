@@ -294,10 +294,10 @@ impl Component {
         match crate::worker::run(settings, &self.registry, termination()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                let chain: Vec<String> = crate::event::error_chain(&error)
-                    .map(ToString::to_string)
-                    .collect();
-                tracing::error!(message = "The worker failed.", error = chain.join(": "));
+                tracing::error!(
+                    message = "The worker failed.",
+                    error = crate::event::chain_text(&error)
+                );
                 ExitCode::from(1)
             }
         }
@@ -316,12 +316,9 @@ impl Component {
         match crate::hooks::shutdown(&settings, &self.registry).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                let chain: Vec<String> = crate::event::error_chain(&error)
-                    .map(ToString::to_string)
-                    .collect();
                 tracing::error!(
                     message = "The shutdown hook failed.",
-                    error = chain.join(": ")
+                    error = crate::event::chain_text(&error)
                 );
                 ExitCode::from(1)
             }
@@ -367,10 +364,7 @@ impl Component {
 
 /// Reports an unusable input with its causes; exit 2.
 fn unusable(error: &(dyn std::error::Error + 'static)) -> ExitCode {
-    let chain: Vec<String> = crate::event::error_chain(error)
-        .map(ToString::to_string)
-        .collect();
-    eprintln!("error: {}", chain.join(": "));
+    eprintln!("error: {}", crate::event::chain_text(error));
     ExitCode::from(EXIT_BAD_INPUT)
 }
 

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::amqp::account_keys::{AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::keys::KeysPublisher;
 use crate::emitter::EventSink;
-use crate::event::error_chain;
+use crate::event::chain_text as chain;
 use crate::platform_keys::{AccountsApi, KeysDelivery};
 use crate::settings::{KeysApiSettings, KeysSettings};
 use crate::verify::check::REFRESH_GRACE;
@@ -203,14 +203,6 @@ pub(super) async fn run(args: VerifyArgs, verifier: Arc<dyn Verifier>) -> ExitCo
         code = EXIT_NOT_VERIFIED;
     }
     ExitCode::from(code)
-}
-
-/// An error and its causes, on one line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    error_chain(error)
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// An env var's value; `None` when unset or empty, an error when not UTF-8.
