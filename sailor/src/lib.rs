@@ -42,8 +42,9 @@
 //!
 //! The binary then has the subcommands `worker` (production, configured by the `ELASTICIO_*`
 //! environment), `run` (one message through one function, locally), `validate` (component.json
-//! against the registry) and `verify` (the credential check, with the [`verify::Verifier`] of
-//! the component's choosing).
+//! against the registry), `verify` (the credential check, with the [`verify::Verifier`] of
+//! the component's choosing) and `service` (elastic.io's service mode: `verifyCredentials`,
+//! `getMetaModel`, `selectModel`).
 //!
 //! # Layout
 //!
