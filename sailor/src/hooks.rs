@@ -18,13 +18,13 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::amqp::keys::KeysPublisher;
-use crate::emitter::{Emitter, EventSink};
+use crate::emitter::{CollectingSink, Emitter, EventSink};
 use crate::event::ErrorReport;
 use crate::http::BodyCap;
 use crate::module::{Context, Invocation, ProcessError};
 use crate::platform::{self, StepSourceError};
 use crate::platform_api::PlatformApiError;
+use crate::platform_keys::StandaloneKeys;
 use crate::registry::Registry;
 use crate::settings::{HookSettings, Identity, PlatformApi, Settings};
 use crate::step::{Step, UnknownFunction};
@@ -190,25 +190,22 @@ pub async fn shutdown(settings: &HookSettings, registry: &Registry) -> Result<()
         .step;
     let data = StartupData::new(&settings.platform_api, &settings.identity.flow_id);
     let state = data.retrieve().await?;
-    let keys = crate::settings::KeysSettings::from_env()
-        .ok()
-        .flatten()
-        .map(|keys| {
-            Arc::new(
-                KeysPublisher::new(keys, step.config().account.clone()).for_function(step.name()),
-            )
-        });
-    let sink: Arc<dyn EventSink> = match &keys {
-        Some(keys) => keys.clone(),
-        None => Arc::new(crate::emitter::CollectingSink::new()),
-    };
+    let keys = StandaloneKeys::from_env(step.config().account.as_deref(), step.name())
+        .inspect_err(|problem| {
+            tracing::warn!(message = "Keys rotated during the shutdown hook go nowhere.", %problem);
+        })
+        .ok();
+    let sink = keys
+        .as_ref()
+        .and_then(StandaloneKeys::sink)
+        .unwrap_or_else(|| Arc::new(CollectingSink::new()));
     let ctx = hook_context(&step, &settings.identity, sink);
     let ran = step
         .function()
         .shutdown(step.config(), &state, &ctx)
         .await
         .map_err(|error| failed("shutdown", &ctx, &error));
-    if let Some(keys) = keys {
+    if let Some(keys) = &keys {
         keys.close().await;
     }
     ran?;

@@ -18,11 +18,12 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::amqp::keys::KeysPublisher;
 use crate::emitter::{EmitError, EventSink};
 use crate::event::{Event, EventKind, Keys};
 use crate::http::BodyCap;
 use crate::platform_api::PlatformApiError;
-use crate::settings::PlatformApi;
+use crate::settings::{KeysApiSettings, KeysSettings, PlatformApi};
 
 /// The most of the platform's answer to a PUT that is read: only its status matters.
 const ANSWER_CAP: BodyCap =
@@ -342,6 +343,73 @@ impl EventSink for KeysRouter {
                 kind: event.kind(),
                 reason: "this process publishes updateKeys only".to_owned(),
             }),
+        }
+    }
+}
+
+/// Where the rotated keys of a process that handles no delivery go (the credential check,
+/// the service methods, the shutdown hook): to the broker as a standalone `updateKeys` when the
+/// `ELASTICIO_AMQP_*` variables are set, to the platform API when its variables and `_account`
+/// are, as `COMPONENT_KEYS_DESTINATION` chooses.
+pub struct StandaloneKeys {
+    /// The broker's settings, when the `ELASTICIO_AMQP_*` variables are set.
+    pub settings: Option<KeysSettings>,
+    publisher: Option<Arc<KeysPublisher>>,
+    sink: Option<Arc<dyn EventSink>>,
+}
+
+impl std::fmt::Debug for StandaloneKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandaloneKeys")
+            .field("amqp", &self.publisher.is_some())
+            .field("sink", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandaloneKeys {
+    /// Reads the environment, for the account `account`; keys published on the broker name
+    /// `function` in their `function` header. An error names what is wrong with the variables.
+    pub fn from_env(account: Option<&str>, function: &str) -> Result<Self, String> {
+        let settings = KeysSettings::from_env().map_err(|error| error.to_string())?;
+        let api =
+            KeysApiSettings::from_env(settings.is_some()).map_err(|error| error.to_string())?;
+        let route = api.keys_destination.resolve(
+            api.platform_api.is_some(),
+            settings.is_some(),
+            account,
+        )?;
+        let publisher = settings.clone().filter(|_| route.amqp).map(|settings| {
+            Arc::new(
+                KeysPublisher::new(settings, account.map(str::to_owned)).for_function(function),
+            )
+        });
+        let accounts_api = api
+            .platform_api
+            .zip(account)
+            .map(|(api, account)| AccountsApi::new(api, account));
+        let sink = (route.amqp || route.api).then(|| {
+            let inner = publisher
+                .clone()
+                .map(|publisher| publisher as Arc<dyn EventSink>);
+            KeysDelivery::new(route, accounts_api).router(inner) as Arc<dyn EventSink>
+        });
+        Ok(Self {
+            settings,
+            publisher,
+            sink,
+        })
+    }
+
+    /// Where `updateKeys` events go; `None` when the environment names no destination.
+    pub fn sink(&self) -> Option<Arc<dyn EventSink>> {
+        self.sink.clone()
+    }
+
+    /// Closes the broker connection, once nothing more is to be published.
+    pub async fn close(&self) {
+        if let Some(publisher) = &self.publisher {
+            publisher.close().await;
         }
     }
 }

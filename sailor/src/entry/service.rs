@@ -6,8 +6,8 @@
 //! (where the answer goes, required), `ELASTICIO_ACTION_OR_TRIGGER` (the function, for the
 //! model methods) and `ELASTICIO_GET_MODEL_METHOD` (for `selectModel`). The answer,
 //! `{"status":"success","data":...}` or `{"status":"error","data":{"message":...}}`, is POSTed
-//! there and printed on stdout. Keys a refresh rotates meanwhile go out as `updateKeys` when the
-//! `ELASTICIO_AMQP_*` variables are set. Exit 0 once the answer is delivered (whatever its
+//! there and printed on stdout. Keys a refresh rotates meanwhile go where they go from the
+//! credential check ([`crate::platform_keys::StandaloneKeys`]): the broker, the platform API. Exit 0 once the answer is delivered (whatever its
 //! status, as sailor-nodejs), 1 when it could not be, 2 for an unusable environment.
 
 use std::process::ExitCode;
@@ -17,13 +17,12 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
-use super::verify::{self, VerifyArgs};
-use crate::amqp::keys::KeysPublisher;
+use super::verify::{self, VerifyArgs, env_var};
 use crate::clock;
-use crate::emitter::{CollectingSink, Emitter, EventSink};
+use crate::emitter::{CollectingSink, Emitter};
 use crate::module::Invocation;
+use crate::platform_keys::StandaloneKeys;
 use crate::registry::Registry;
-use crate::settings::KeysSettings;
 use crate::step::Step;
 use crate::verify::{
     CFG_ENV, DEFAULT_TIMEOUT, POST_RESULT_URL_ENV, ResultUrl, Verifier, parse_step_config,
@@ -95,17 +94,10 @@ async fn model(method: ServiceMethod, registry: &Registry) -> Result<Value, Stri
     let config = parse_step_config(config).map_err(|error| error.to_string())?;
     let step = Step::new(registry, &function, config, clock::system())
         .map_err(|error| error.to_string())?;
-    let keys = KeysSettings::from_env()
-        .map_err(|error| error.to_string())?
-        .map(|settings| {
-            Arc::new(
-                KeysPublisher::new(settings, step.config().account.clone()).for_function(&function),
-            )
-        });
-    let sink: Arc<dyn EventSink> = match &keys {
-        Some(keys) => keys.clone(),
-        None => Arc::new(CollectingSink::new()),
-    };
+    let keys = StandaloneKeys::from_env(step.config().account.as_deref(), &function)?;
+    let sink = keys
+        .sink()
+        .unwrap_or_else(|| Arc::new(CollectingSink::new()));
     let ctx = step.context(&Emitter::new(sink), &Invocation::default());
     let call = async {
         match &model_method {
@@ -118,9 +110,7 @@ async fn model(method: ServiceMethod, registry: &Registry) -> Result<Value, Stri
         }
     };
     let result = tokio::time::timeout(DEFAULT_TIMEOUT + Duration::from_secs(30), call).await;
-    if let Some(keys) = keys {
-        keys.close().await;
-    }
+    keys.close().await;
     let asked = model_method.as_deref().unwrap_or("getMetaModel");
     match result {
         Ok(Ok(data)) => Ok(data),
@@ -133,10 +123,9 @@ async fn model(method: ServiceMethod, registry: &Registry) -> Result<Value, Stri
     }
 }
 
+/// An env var's value; `None` when unset, empty or not UTF-8.
 fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
+    env_var(name).ok().flatten()
 }
 
 fn unusable(problem: &str) -> ExitCode {

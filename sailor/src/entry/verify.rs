@@ -18,11 +18,9 @@ use clap::{Args, Parser};
 use serde_json::Value;
 
 use crate::amqp::account_keys::{AccountKeysConfig, DEFAULT_LEASE_WAIT};
-use crate::amqp::keys::KeysPublisher;
-use crate::emitter::EventSink;
+use crate::amqp::keys::VERIFY_FUNCTION;
 use crate::event::chain_text as chain;
-use crate::platform_keys::{AccountsApi, KeysDelivery};
-use crate::settings::{KeysApiSettings, KeysSettings};
+use crate::platform_keys::StandaloneKeys;
 use crate::verify::check::REFRESH_GRACE;
 use crate::verify::{
     CFG_ENV, ConfigSource, DEFAULT_TIMEOUT, POST_RESULT_URL_ENV, ResultUrl, Verification, Verifier,
@@ -124,48 +122,21 @@ pub(super) async fn run(args: VerifyArgs, verifier: Arc<dyn Verifier>) -> ExitCo
         }
     };
 
-    // With the ELASTICIO_AMQP_* variables set, refreshed keys also go out as `updateKeys`.
-    let keys_settings = match KeysSettings::from_env() {
-        Ok(settings) => settings,
+    // With the ELASTICIO_AMQP_* variables set, refreshed keys also go out as `updateKeys`;
+    // with the platform API's variables set (and `_account`), they are PUT there too.
+    let keys = match StandaloneKeys::from_env(config.account.as_deref(), VERIFY_FUNCTION) {
+        Ok(keys) => keys,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    // With the platform API's variables set (and `_account`), they are PUT there too.
-    let route = KeysApiSettings::from_env(keys_settings.is_some())
-        .map_err(|error| error.to_string())
-        .and_then(|api| {
-            let route = api.keys_destination.resolve(
-                api.platform_api.is_some(),
-                keys_settings.is_some(),
-                config.account.as_deref(),
-            )?;
-            Ok((route, api.platform_api))
-        });
-    let (route, platform_api) = match route {
-        Ok(route) => route,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
-    let keys_publisher = keys_settings
-        .clone()
-        .filter(|_| route.amqp)
-        .map(|s| Arc::new(KeysPublisher::new(s, config.account.clone())));
-    let accounts_api = platform_api
-        .zip(config.account.clone())
-        .map(|(api, account)| AccountsApi::new(api, account));
     let mut options = VerifyOptions::default().with_timeout(timeout);
-    if route.amqp || route.api {
-        let inner = keys_publisher
-            .clone()
-            .map(|publisher| publisher as Arc<dyn EventSink>);
-        options = options.with_keys_sink(KeysDelivery::new(route, accounts_api).router(inner));
+    if let Some(sink) = keys.sink() {
+        options = options.with_keys_sink(sink);
     }
     // With an account too, the check shares the account's keys with its other processes.
-    if let (Some(settings), Some(account)) = (keys_settings, config.account.clone()) {
+    if let (Some(settings), Some(account)) = (keys.settings.clone(), config.account.clone()) {
         options = options.with_account_keys(AccountKeysConfig {
             amqp_uri: settings.amqp_uri,
             exchange: settings.keys_exchange,
@@ -188,9 +159,7 @@ pub(super) async fn run(args: VerifyArgs, verifier: Arc<dyn Verifier>) -> ExitCo
             )),
         };
     println!("{}", verification.to_json());
-    if let Some(publisher) = &keys_publisher {
-        publisher.close().await;
-    }
+    keys.close().await;
 
     let mut code = if verification.is_verified() {
         EXIT_VERIFIED
@@ -206,7 +175,7 @@ pub(super) async fn run(args: VerifyArgs, verifier: Arc<dyn Verifier>) -> ExitCo
 }
 
 /// An env var's value; `None` when unset or empty, an error when not UTF-8.
-fn env_var(name: &str) -> Result<Option<String>, String> {
+pub(super) fn env_var(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(value) if value.trim().is_empty() => Ok(None),
         Ok(value) => Ok(Some(value)),
