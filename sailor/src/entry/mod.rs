@@ -258,10 +258,7 @@ impl Component {
                 match local::run(&self.registry, &request, Box::new(std::io::stdout())).await {
                     Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
                     Ok(RunStatus::Failed) => ExitCode::from(1),
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        ExitCode::from(EXIT_BAD_INPUT)
-                    }
+                    Err(error) => bad_input(error),
                 }
             }
             RuntimeCommand::Validate { descriptor } => {
@@ -287,8 +284,7 @@ impl Component {
             Ok(settings) => settings,
             Err(error) => {
                 tracing::error!(message = "The worker cannot start.", error = %error);
-                eprintln!("error: {error}");
-                return ExitCode::from(EXIT_BAD_INPUT);
+                return bad_input(error);
             }
         };
         match crate::worker::run(settings, &self.registry, termination()).await {
@@ -309,8 +305,7 @@ impl Component {
             Ok(settings) => settings,
             Err(error) => {
                 tracing::error!(message = "The shutdown hook cannot run.", error = %error);
-                eprintln!("error: {error}");
-                return ExitCode::from(EXIT_BAD_INPUT);
+                return bad_input(error);
             }
         };
         match crate::hooks::shutdown(&settings, &self.registry).await {
@@ -338,10 +333,9 @@ impl Component {
                     Err(error) => return unusable(&error),
                 },
                 None => {
-                    eprintln!(
-                        "error: no component.json here and none compiled in; name one with --descriptor"
+                    return bad_input(
+                        "no component.json here and none compiled in; name one with --descriptor",
                     );
-                    return ExitCode::from(EXIT_BAD_INPUT);
                 }
             },
         };
@@ -364,7 +358,12 @@ impl Component {
 
 /// Reports an unusable input with its causes; exit 2.
 fn unusable(error: &(dyn std::error::Error + 'static)) -> ExitCode {
-    eprintln!("error: {}", crate::event::chain_text(error));
+    bad_input(crate::event::chain_text(error))
+}
+
+/// Reports an unusable input or environment on stderr; exit 2.
+fn bad_input(problem: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {problem}");
     ExitCode::from(EXIT_BAD_INPUT)
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
+use super::bad_input;
 use super::verify::{self, VerifyArgs, env_var};
 use crate::clock;
 use crate::emitter::{CollectingSink, Emitter};
@@ -54,14 +55,14 @@ pub(super) async fn run(
 ) -> ExitCode {
     if method == ServiceMethod::VerifyCredentials {
         if env(POST_RESULT_URL_ENV).is_none() {
-            return unusable(&format!("{POST_RESULT_URL_ENV} is not provided"));
+            return bad_input(format!("{POST_RESULT_URL_ENV} is not provided"));
         }
         return verify::run(VerifyArgs::default(), verifier).await;
     }
     let url = match env(POST_RESULT_URL_ENV).map(|url| ResultUrl::parse(&url)) {
         Some(Ok(url)) => url,
-        Some(Err(error)) => return unusable(&error.to_string()),
-        None => return unusable(&format!("{POST_RESULT_URL_ENV} is not provided")),
+        Some(Err(error)) => return bad_input(error),
+        None => return bad_input(format!("{POST_RESULT_URL_ENV} is not provided")),
     };
     let answer = match model(method, registry).await {
         Ok(data) => json!({"status": "success", "data": data}),
@@ -126,9 +127,4 @@ async fn model(method: ServiceMethod, registry: &Registry) -> Result<Value, Stri
 /// An env var's value; `None` when unset, empty or not UTF-8.
 fn env(name: &str) -> Option<String> {
     env_var(name).ok().flatten()
-}
-
-fn unusable(problem: &str) -> ExitCode {
-    eprintln!("error: {problem}");
-    ExitCode::from(2)
 }
