@@ -63,6 +63,9 @@ pub enum HookError {
         /// Its answer.
         status: StatusCode,
     },
+    /// The stored startup data is not JSON.
+    #[error("the startup data the platform API holds is not JSON")]
+    NotJson,
     /// The step definition could not be loaded (shutdown mode).
     #[error(transparent)]
     StepSource(#[from] StepSourceError),
@@ -109,10 +112,7 @@ impl<'a> StartupData<'a> {
         if body.is_empty() {
             return Ok(Value::Object(Map::new()));
         }
-        serde_json::from_slice(&body).map_err(|_| HookError::Refused {
-            action: "read (the answer is not JSON)",
-            status: StatusCode::OK,
-        })
+        serde_json::from_slice(&body).map_err(|_| HookError::NotJson)
     }
 
     /// Deletes the stored data.
