@@ -69,3 +69,21 @@ async fn verify_answers_as_the_verify_credentials_binary_does() {
         assert_eq!(String::from_utf8(theirs.stderr).unwrap(), stderr);
     }
 }
+
+#[tokio::test]
+async fn a_bad_thread_count_exits_2_naming_the_variable() {
+    for bad in ["0", "two", "-1"] {
+        let output = component(&["validate"], &[("TOKIO_WORKER_THREADS", bad)]).await;
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "TOKIO_WORKER_THREADS must be a positive number of threads, not \"{bad}\""
+            )),
+            "{stderr}"
+        );
+    }
+    // A good count runs the subcommand on the multi-thread runtime.
+    let output = component(&["validate"], &[("TOKIO_WORKER_THREADS", "2")]).await;
+    assert_eq!(output.status.code(), Some(0));
+}

@@ -103,6 +103,9 @@ async fn a_worker_killed_with_sigkill_mid_batch_is_restarted_and_processes_the_r
     let done_before = provider.state().calls.len();
     assert!(done_before < 20, "killed mid-batch ({done_before} done)");
 
+    // The first ran on the default current-thread runtime; the second runs on tokio's
+    // multi-thread one, as TOKIO_WORKER_THREADS asks.
+    vars.push(("TOKIO_WORKER_THREADS".into(), "2".into()));
     let second = spawn_worker(&vars, "info");
     let expected: BTreeSet<u64> = (0..20).collect();
     let got = bed

@@ -192,9 +192,10 @@ impl Component {
                 return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_BAD_INPUT));
             }
         };
-        let runtime = match tokio::runtime::Runtime::new() {
+        let runtime = match async_runtime() {
             Ok(runtime) => runtime,
-            Err(error) => {
+            Err(RuntimeError::Threads(problem)) => return bad_input(problem),
+            Err(RuntimeError::Start(error)) => {
                 eprintln!("error: the async runtime could not start: {error}");
                 return ExitCode::from(1);
             }
@@ -354,6 +355,45 @@ impl Component {
             ExitCode::from(1)
         }
     }
+}
+
+/// Why [`async_runtime`] gave no runtime.
+enum RuntimeError {
+    /// `TOKIO_WORKER_THREADS` is not a positive count.
+    Threads(String),
+    /// The operating system refused (threads, the I/O driver).
+    Start(std::io::Error),
+}
+
+/// The async runtime the subcommands run on.
+///
+/// By default a current-thread runtime: a worker's tasks wait on the broker and the API far
+/// more than they compute, and tasks that wake each other on one thread cost no cross-thread
+/// wake-ups, which were a third of the CPU a multi-thread runtime spent per message (see
+/// BENCHMARKS.md). lapin's I/O runs on threads of its own either way. A component whose
+/// functions compute a lot sets `TOKIO_WORKER_THREADS` to a positive count and gets tokio's
+/// multi-thread runtime with that many workers.
+fn async_runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+    let threads = std::env::var("TOKIO_WORKER_THREADS").unwrap_or_default();
+    let mut builder = if threads.trim().is_empty() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        // tokio itself would panic on a bad value: say what is wrong instead.
+        let count = threads
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|count| *count > 0)
+            .ok_or_else(|| {
+                RuntimeError::Threads(format!(
+                    "TOKIO_WORKER_THREADS must be a positive number of threads, not {threads:?}"
+                ))
+            })?;
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(count);
+        builder
+    };
+    builder.enable_all().build().map_err(RuntimeError::Start)
 }
 
 /// Reports an unusable input with its causes; exit 2.

@@ -84,9 +84,10 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
 pub fn verify_credentials_main(verifier: impl Verifier) -> ExitCode {
     let cli = VerifyCli::parse();
     super::init_logs("info");
-    match tokio::runtime::Runtime::new() {
+    match super::async_runtime() {
         Ok(runtime) => runtime.block_on(run(cli.args, Arc::new(verifier))),
-        Err(error) => {
+        Err(super::RuntimeError::Threads(problem)) => super::bad_input(problem),
+        Err(super::RuntimeError::Start(error)) => {
             eprintln!("error: the async runtime could not start: {error}");
             ExitCode::from(EXIT_NOT_VERIFIED)
         }
