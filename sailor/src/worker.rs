@@ -27,9 +27,9 @@ use std::time::Duration;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::{Acker, BasicProperties};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -536,11 +536,17 @@ impl Worker {
         );
         tasks.spawn(
             async move {
+                let Delivery {
+                    acker,
+                    data,
+                    properties,
+                    ..
+                } = delivery;
                 let decision = match self.permits.acquire().await {
-                    Ok(_permit) => self.process_observed(&delivery, headers).await,
+                    Ok(_permit) => self.process_observed(data, properties, headers).await,
                     Err(_) => Decision::Requeue,
                 };
-                self.settle(delivery.acker, tracked_id, decision).await;
+                self.settle(acker, tracked_id, decision).await;
             }
             .instrument(span),
         );
@@ -553,32 +559,36 @@ impl Worker {
     }
 
     /// [`Self::process`], watched by the liveness check and counted in the metrics.
-    async fn process_observed(&self, delivery: &Delivery, headers: IncomingHeaders) -> Decision {
+    async fn process_observed(
+        &self,
+        data: Vec<u8>,
+        properties: BasicProperties,
+        headers: IncomingHeaders,
+    ) -> Decision {
         let _running = self.health.delivery_started();
         let _in_flight = metrics::get().in_flight(self.step.name());
         let started = std::time::Instant::now();
-        let (decision, processed) = self.process(delivery, headers).await;
+        let (decision, processed) = self.process(data, properties, headers).await;
         metrics::get().message_processed(self.step.name(), processed, started.elapsed());
         decision
     }
 
-    /// Runs the step on one delivery and decides how to settle it, and what the metrics
-    /// call that.
+    /// Runs the step on one delivery (its body and properties) and decides how to settle it,
+    /// and what the metrics call that.
     async fn process(
         &self,
-        delivery: &Delivery,
+        data: Vec<u8>,
+        properties: BasicProperties,
         headers: IncomingHeaders,
     ) -> (Decision, Processed) {
         let settings = &self.wire.settings;
         let start_ms = headers::now_ms();
         let encoding = Encoding::from_protocol_version(headers.protocol_version);
         let decoded = match settings.input_format {
-            InputFormat::Error => error_input::decode(
-                &settings.cipher,
-                &delivery.data,
-                delivery.properties.headers().as_ref(),
-            ),
-            InputFormat::Default => decode_message(&settings.cipher, &delivery.data, encoding),
+            InputFormat::Error => {
+                error_input::decode(&settings.cipher, &data, properties.headers().as_ref())
+            }
+            InputFormat::Default => decode_message(&settings.cipher, &data, encoding),
         };
         let thread_id = headers
             .thread_id
@@ -609,10 +619,10 @@ impl Worker {
             Err(problem) => (Err(problem), None),
         };
         let delivered = Delivered {
-            error_input: sink::error_input(&delivery.data, encoding),
+            encoding,
             headers,
-            body: delivery.data.clone(),
-            properties: delivery.properties.clone(),
+            body: data,
+            properties,
             // Only a passthrough step reads the incoming message again: no copy otherwise.
             message: if self.wire.is_passthrough {
                 decoded.as_ref().ok().cloned()

@@ -184,7 +184,11 @@ impl Action for Request {
         let http = ctx.http()?;
         let url = http.url(&path)?;
         check_target(config, http.base_url(), &path, &url)?;
-        let mut request = http.request_url(method.clone(), url).query(&query);
+        let mut request = http.request_url(method.clone(), url);
+        // reqwest rewrites the URL for any query, even an empty one.
+        if !query.is_empty() {
+            request = request.query(&query);
+        }
         for (name, value) in extra_headers {
             request = request.header(name, value);
         }

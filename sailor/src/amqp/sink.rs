@@ -95,10 +95,18 @@ pub struct Delivered {
     pub properties: BasicProperties,
     /// The decoded message, when it decoded.
     pub message: Option<Message>,
-    /// The `errorInput` of error events: the incoming ciphertext as base64.
-    pub error_input: String,
+    /// How `body` is encoded, for the `errorInput` of error events.
+    pub encoding: Encoding,
     /// The headers every publish starts from.
     pub base_headers: FieldTable,
+}
+
+impl Delivered {
+    /// The `errorInput` of its error events: the incoming ciphertext as base64. Made only
+    /// when an error is published, not for every delivery.
+    pub fn error_input(&self) -> String {
+        error_input(&self.body, self.encoding)
+    }
 }
 
 impl std::fmt::Debug for Delivered {
@@ -334,7 +342,7 @@ impl DeliverySink {
     fn error(&self, report: &ErrorReport) -> Outgoing {
         error_message(
             report,
-            Some(&self.delivered.error_input),
+            Some(&self.delivered.error_input()),
             &self.settings().cipher,
             &self.settings().error_routing_key,
             self.headers(&uuid::Uuid::new_v4().to_string()),
@@ -652,7 +660,7 @@ mod tests {
             body: Vec::new(),
             properties: BasicProperties::default(),
             message: None,
-            error_input: String::new(),
+            encoding: Encoding::Base64,
             base_headers: FieldTable::default(),
         };
         DeliverySink::new(Arc::new(wire), Arc::new(delivered))

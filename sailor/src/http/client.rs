@@ -134,7 +134,10 @@ impl AuthClient {
         let invalid = || AuthError::InvalidUrl {
             path: path.to_owned(),
         };
-        if let Ok(url) = Url::parse(path) {
+        // Only a path with a scheme can be absolute; parsing the others would only fail.
+        if path.contains(':')
+            && let Ok(url) = Url::parse(path)
+        {
             return Ok(url);
         }
         let base = self.base_url.as_ref().ok_or_else(invalid)?;

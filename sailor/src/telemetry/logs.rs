@@ -20,11 +20,14 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::io::Write as _;
+
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The `name` of every bunyan line: the process is the `component` binary.
@@ -130,84 +133,169 @@ impl LineFormat {
         }
     }
 
-    fn json_line(
+    /// Writes the JSON line of `event`: the span fields flattened (those named like a key of
+    /// the line itself are left out), then `timestamp`, `level`, `fields` and `target`.
+    fn write_json(
         &self,
+        line: &mut Vec<u8>,
         event: &Event<'_>,
-        fields: Map<String, Value>,
-        spans: Map<String, Value>,
-    ) -> Value {
-        let mut line = spans;
-        line.insert("timestamp".to_owned(), iso_time(SystemTime::now()).into());
-        line.insert("level".to_owned(), event.metadata().level().as_str().into());
-        line.insert("fields".to_owned(), Value::Object(fields));
-        line.insert("target".to_owned(), event.metadata().target().into());
-        Value::Object(line)
+        fields: &Fields,
+        spans: &[FieldRef<'_>],
+    ) {
+        line.push(b'{');
+        for (name, value) in spans {
+            if !JSON_CORE.contains(name) {
+                write_entry(line, name, value);
+            }
+        }
+        write_entry(line, "timestamp", &iso_time(SystemTime::now()));
+        write_entry(line, "level", event.metadata().level().as_str());
+        write_key(line, "fields");
+        line.push(b'{');
+        for (name, value) in fields {
+            write_entry(line, name, value);
+        }
+        close_object(line);
+        write_entry(line, "target", event.metadata().target());
+        close_object(line);
     }
 
-    fn bunyan_line(
+    /// Writes the bunyan line of `event`, whose keys follow bunyan's rules: a later key of the
+    /// same name replaces an earlier one in place, and fields named like one of bunyan's own
+    /// keys get a `_` suffix.
+    fn write_bunyan(
         &self,
+        line: &mut Vec<u8>,
         event: &Event<'_>,
-        mut fields: Map<String, Value>,
-        spans: Map<String, Value>,
-    ) -> Value {
-        let mut line = self.process.clone();
-        line.insert(
+        fields: Fields,
+        spans: &[FieldRef<'_>],
+    ) {
+        let mut map = self.process.clone();
+        map.insert(
             "level".to_owned(),
             bunyan_level(*event.metadata().level()).into(),
         );
-        line.extend(self.sailor.clone());
-        let msg = match fields.remove("message") {
-            Some(Value::String(text)) => text,
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        for (key, value) in spans.into_iter().chain(fields) {
-            let key = if BUNYAN_CORE.contains(&key.as_str()) {
-                format!("{key}_")
+        map.extend(self.sailor.clone());
+        let mut msg = String::new();
+        let spans = spans
+            .iter()
+            .map(|(name, value)| (*name, (*value).clone(), false));
+        let fields = fields.into_iter().map(|(name, value)| (name, value, true));
+        for (name, value, of_event) in spans.chain(fields) {
+            if of_event && name == "message" {
+                msg = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                continue;
+            }
+            let key = if BUNYAN_CORE.contains(&name) {
+                format!("{name}_")
             } else {
-                key
+                name.to_owned()
             };
-            line.insert(key, value);
+            map.insert(key, value);
         }
-        line.insert("msg".to_owned(), msg.into());
-        line.insert("time".to_owned(), iso_time(SystemTime::now()).into());
-        line.insert("v".to_owned(), 0.into());
-        Value::Object(line)
+        map.insert("msg".to_owned(), msg.into());
+        map.insert("time".to_owned(), iso_time(SystemTime::now()).into());
+        map.insert("v".to_owned(), 0.into());
+        let _ = serde_json::to_writer(&mut *line, &map);
     }
 }
 
-impl<S, N> FormatEvent<S, N> for LineFormat
+/// One field: its name and value.
+type FieldRef<'a> = (&'static str, &'a Value);
+
+/// An event's or a span's fields, in the order they were recorded.
+type Fields = Vec<(&'static str, Value)>;
+
+/// The keys of a JSON line that span fields must not repeat.
+const JSON_CORE: [&str; 4] = ["timestamp", "level", "fields", "target"];
+
+/// A span's fields, kept as values when the span is made, so that each line logged in it
+/// copies them out instead of formatting or parsing them again.
+struct SpanFields(Fields);
+
+/// Writes each event as one line of its [`LineFormat`] to the writer, carrying the fields of
+/// the spans it was logged in.
+pub struct LineLayer<W> {
+    format: LineFormat,
+    writer: W,
+}
+
+impl<S, W> Layer<S> for LineLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
+    W: for<'w> MakeWriter<'w> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let mut fields = Map::new();
-        event.record(&mut JsonVisitor(&mut fields));
-        // Outer spans first, so an inner span's field of the same name wins.
-        let mut spans = Map::new();
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                let Some(formatted) = extensions.get::<FormattedFields<N>>() else {
-                    continue;
-                };
-                if let Ok(Value::Object(map)) = serde_json::from_str(&formatted.fields) {
-                    spans.extend(map);
-                }
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = Fields::new();
+        attrs.record(&mut FieldVisitor(&mut fields));
+        span.extensions_mut().insert(SpanFields(fields));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>() {
+            values.record(&mut FieldVisitor(fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::new();
+        event.record(&mut FieldVisitor(&mut fields));
+        // Outer spans first, so that an inner span's field of the same name wins.
+        let scope: Vec<_> = ctx
+            .event_scope(event)
+            .map(|scope| scope.from_root().collect())
+            .unwrap_or_default();
+        let extensions: Vec<_> = scope.iter().map(|span| span.extensions()).collect();
+        let mut spans: Vec<FieldRef<'_>> = Vec::new();
+        for SpanFields(span_fields) in extensions.iter().filter_map(|e| e.get::<SpanFields>()) {
+            for (name, value) in span_fields {
+                set(&mut spans, name, value);
             }
         }
-        let line = match self.format {
-            LogFormat::Json => self.json_line(event, fields, spans),
-            LogFormat::Bunyan => self.bunyan_line(event, fields, spans),
-        };
-        writeln!(writer, "{line}")
+        let mut line = Vec::with_capacity(512);
+        match self.format.format {
+            LogFormat::Json => self.format.write_json(&mut line, event, &fields, &spans),
+            LogFormat::Bunyan => self.format.write_bunyan(&mut line, event, fields, &spans),
+        }
+        line.push(b'\n');
+        let _ = self
+            .writer
+            .make_writer_for(event.metadata())
+            .write_all(&line);
     }
+}
+
+/// Sets `name` to `value` in `fields`: in place when it is there, at the end otherwise.
+fn set<V>(fields: &mut Vec<(&'static str, V)>, name: &'static str, value: V) {
+    match fields.iter_mut().find(|(known, _)| *known == name) {
+        Some(field) => field.1 = value,
+        None => fields.push((name, value)),
+    }
+}
+
+/// Writes `"key":` after a `,` unless the object has just been opened.
+fn write_key(line: &mut Vec<u8>, key: &str) {
+    if line.last() != Some(&b'{') {
+        line.push(b',');
+    }
+    let _ = serde_json::to_writer(&mut *line, key);
+    line.push(b':');
+}
+
+/// Writes `"key":value`, `value` serialised as JSON.
+fn write_entry(line: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?Sized)) {
+    write_key(line, key);
+    let _ = serde_json::to_writer(&mut *line, value);
+}
+
+/// Closes the object being written.
+fn close_object(line: &mut Vec<u8>) {
+    line.push(b'}');
 }
 
 /// Installs the process-wide subscriber: lines of `format` on stderr, filtered by the
@@ -232,12 +320,9 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .fmt_fields(JsonFields::new())
-        .event_format(format)
-        .with_writer(writer)
-        .with_env_filter(filter)
-        .finish()
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(LineLayer { format, writer })
 }
 
 /// bunyan's numeric levels.
@@ -281,33 +366,32 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Collects an event's fields as JSON values.
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+/// Collects fields as JSON values, a later value of a name replacing the earlier one.
+struct FieldVisitor<'a>(&'a mut Fields);
 
-impl Visit for JsonVisitor<'_> {
+impl Visit for FieldVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        set(self.0, field.name(), value.into());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        set(self.0, field.name(), value.into());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), value.into());
+        set(self.0, field.name(), value.into());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), value.into());
+        set(self.0, field.name(), value.into());
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.into());
+        set(self.0, field.name(), value.into());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").into());
+        set(self.0, field.name(), format!("{value:?}").into());
     }
 }
 
@@ -395,6 +479,33 @@ mod tests {
         assert_eq!(lines[1]["fields"]["retry"], 1);
         assert_eq!(lines[2]["level"], "TRACE");
         assert!(lines[1]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn an_inner_spans_field_wins_and_the_lines_own_keys_are_never_replaced() {
+        let lines = Lines::default();
+        let subscriber = subscriber(
+            LineFormat::new(LogFormat::Json, [("HOSTNAME", "h")]),
+            tracing_subscriber::EnvFilter::new("info"),
+            lines.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("outer", messageId = "outer", stepId = "step_1");
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("inner", messageId = "inner", level = "mine");
+            let _inner = inner.enter();
+            tracing::info!(message = "In both.");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        // Parsed as a map, a repeated key would hide: compare the text too.
+        assert_eq!(text.matches("\"messageId\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"level\"").count(), 1, "{text}");
+        let line: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["messageId"], "inner");
+        assert_eq!(line["stepId"], "step_1");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["message"], "In both.");
     }
 
     #[test]
