@@ -26,7 +26,9 @@
 //! | `service verifyCredentials\|getMetaModel\|selectModel` | elastic.io's service mode: the answer POSTed to `ELASTICIO_POST_RESULT_URL` | 0 answer delivered, 1 not delivered, 2 unusable environment |
 //!
 //! Logs go to stderr, filtered by `LOG_LEVEL` (default `info`). A component with commands of
-//! its own (the REST component's `demo`) adds them with [`Component::main_with`].
+//! its own (the REST component's `demo`) adds them with [`Component::main_with`]. Every
+//! subcommand runs on a current-thread tokio runtime, or on tokio's multi-thread runtime
+//! with `TOKIO_WORKER_THREADS` workers when that is set.
 
 mod service;
 mod verify;
