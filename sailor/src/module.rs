@@ -4,6 +4,10 @@
 //! authenticated HTTP client, the flow variables and where it runs ([`Invocation`]); never
 //! tokens, channels or acks. Returning `Err` makes the runtime emit exactly one error event;
 //! [`Context::emit_error`] reports an error and lets the module go on.
+//!
+//! Modules run on one thread by default (a current-thread tokio runtime), like sailor-nodejs'
+//! on Node's: blocking calls and long computations belong in `tokio::task::spawn_blocking`,
+//! or the process is started with `TOKIO_WORKER_THREADS` for tokio's multi-thread runtime.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
