@@ -9,6 +9,8 @@
 //! on Node's: blocking calls and long computations belong in `tokio::task::spawn_blocking`,
 //! or the process is started with `TOKIO_WORKER_THREADS` for tokio's multi-thread runtime.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -187,9 +189,9 @@ pub struct Context {
     emitter: Emitter,
     client: reqwest::Client,
     http: Option<AuthClient>,
-    redactor: Redactor,
+    redactor: Arc<Redactor>,
     invocation: Invocation,
-    flow_variables: Map<String, Value>,
+    flow_variables: Arc<Map<String, Value>>,
 }
 
 impl Context {
@@ -200,15 +202,15 @@ impl Context {
             emitter,
             client,
             http,
-            redactor: Redactor::new(),
+            redactor: Arc::default(),
             invocation: Invocation::default(),
-            flow_variables: Map::new(),
+            flow_variables: Arc::default(),
         }
     }
 
-    /// The same context, quoting API bodies through `redactor`.
-    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
-        self.redactor = redactor;
+    /// The same context, quoting API bodies through `redactor` (a step's contexts share one).
+    pub fn with_redactor(mut self, redactor: impl Into<Arc<Redactor>>) -> Self {
+        self.redactor = redactor.into();
         self
     }
 
@@ -218,9 +220,9 @@ impl Context {
         self
     }
 
-    /// The same context, with the flow's variables.
-    pub fn with_flow_variables(mut self, variables: Map<String, Value>) -> Self {
-        self.flow_variables = variables;
+    /// The same context, with the flow's variables (a step's contexts share them).
+    pub fn with_flow_variables(mut self, variables: impl Into<Arc<Map<String, Value>>>) -> Self {
+        self.flow_variables = variables.into();
         self
     }
 

@@ -51,9 +51,11 @@ pub struct Step {
     config: Arc<StepConfig>,
     tokens: Option<TokenCache>,
     http: reqwest::Client,
-    flow_variables: Map<String, Value>,
+    flow_variables: Arc<Map<String, Value>>,
     /// `api_base_url`, parsed once for every message's client.
     base_url: Option<url::Url>,
+    /// The account's secrets, gathered once for every message's context.
+    redactor: Arc<Redactor>,
 }
 
 impl std::fmt::Debug for Step {
@@ -82,6 +84,7 @@ impl Step {
             .api_base_url
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok());
+        let redactor = Arc::new(Redactor::for_step(&config, tokens.clone()));
         Ok(Self {
             base_url,
             name: name.to_owned(),
@@ -89,13 +92,15 @@ impl Step {
             config: Arc::new(config),
             tokens,
             http: crate::http::api_http_client(),
-            flow_variables: Map::new(),
+            flow_variables: Arc::default(),
+            redactor,
         })
     }
 
     /// Uses `tokens` as the account's cache, e.g. one shared with other steps of the account
     /// or one with a custom retry policy.
     pub fn with_token_cache(mut self, tokens: TokenCache) -> Self {
+        self.redactor = Arc::new(Redactor::for_step(&self.config, Some(tokens.clone())));
         self.tokens = Some(tokens);
         self
     }
@@ -107,7 +112,7 @@ impl Step {
 
     /// The same step, giving its modules the flow's variables.
     pub fn with_flow_variables(mut self, variables: Map<String, Value>) -> Self {
-        self.flow_variables = variables;
+        self.flow_variables = Arc::new(variables);
         self
     }
 
@@ -142,9 +147,8 @@ impl Step {
                 self.base_url.clone(),
             )
         });
-        let redactor = Redactor::for_step(&self.config, self.tokens.clone());
         Context::new(emitter.clone(), self.http.clone(), http)
-            .with_redactor(redactor)
+            .with_redactor(self.redactor.clone())
             .with_invocation(invocation.clone())
             .with_flow_variables(self.flow_variables.clone())
     }
