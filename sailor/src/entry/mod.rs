@@ -196,11 +196,7 @@ impl Component {
         };
         let runtime = match async_runtime() {
             Ok(runtime) => runtime,
-            Err(RuntimeError::Threads(problem)) => return bad_input(problem),
-            Err(RuntimeError::Start(error)) => {
-                eprintln!("error: the async runtime could not start: {error}");
-                return ExitCode::from(1);
-            }
+            Err(exit) => return exit,
         };
         match which::<E>(&matches) {
             Ok(Chosen::Runtime(command)) => runtime.block_on(self.run(command)),
@@ -359,14 +355,6 @@ impl Component {
     }
 }
 
-/// Why [`async_runtime`] gave no runtime.
-enum RuntimeError {
-    /// `TOKIO_WORKER_THREADS` is not a positive count.
-    Threads(String),
-    /// The operating system refused (threads, the I/O driver).
-    Start(std::io::Error),
-}
-
 /// The async runtime the subcommands run on.
 ///
 /// By default a current-thread runtime: a worker's tasks wait on the broker and the API far
@@ -375,7 +363,10 @@ enum RuntimeError {
 /// BENCHMARKS.md). lapin's I/O runs on threads of its own either way. A component whose
 /// functions compute a lot sets `TOKIO_WORKER_THREADS` to a positive count and gets tokio's
 /// multi-thread runtime with that many workers.
-fn async_runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+///
+/// Without a runtime, the reason is on stderr and the exit code says which: 2 for a bad
+/// `TOKIO_WORKER_THREADS`, 1 when the operating system refused (threads, the I/O driver).
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     let threads = std::env::var("TOKIO_WORKER_THREADS").unwrap_or_default();
     let mut builder = if threads.trim().is_empty() {
         tokio::runtime::Builder::new_current_thread()
@@ -387,7 +378,7 @@ fn async_runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
             .ok()
             .filter(|count| *count > 0)
             .ok_or_else(|| {
-                RuntimeError::Threads(format!(
+                bad_input(format!(
                     "TOKIO_WORKER_THREADS must be a positive number of threads, not {threads:?}"
                 ))
             })?;
@@ -395,7 +386,10 @@ fn async_runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
         builder.worker_threads(count);
         builder
     };
-    builder.enable_all().build().map_err(RuntimeError::Start)
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("error: the async runtime could not start: {error}");
+        ExitCode::from(1)
+    })
 }
 
 /// Reports an unusable input with its causes; exit 2.

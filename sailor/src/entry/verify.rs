@@ -86,11 +86,7 @@ pub fn verify_credentials_main(verifier: impl Verifier) -> ExitCode {
     super::init_logs("info");
     match super::async_runtime() {
         Ok(runtime) => runtime.block_on(run(cli.args, Arc::new(verifier))),
-        Err(super::RuntimeError::Threads(problem)) => super::bad_input(problem),
-        Err(super::RuntimeError::Start(error)) => {
-            eprintln!("error: the async runtime could not start: {error}");
-            ExitCode::from(EXIT_NOT_VERIFIED)
-        }
+        Err(exit) => exit,
     }
 }
 
