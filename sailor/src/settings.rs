@@ -51,9 +51,7 @@ pub const DEFAULT_STUCK_DELIVERY_TIMEOUT_S: u64 = 900;
 #[derive(Clone)]
 pub struct AmqpUri {
     raw: String,
-    host: String,
-    port: u16,
-    vhost: String,
+    parsed: lapin::uri::AMQPUri,
 }
 
 impl AmqpUri {
@@ -64,9 +62,7 @@ impl AmqpUri {
             .map_err(|_| "is not an amqp:// or amqps:// URI".to_owned())?;
         Ok(Self {
             raw: raw.to_owned(),
-            host: parsed.authority.host,
-            port: parsed.authority.port,
-            vhost: parsed.vhost,
+            parsed,
         })
     }
 
@@ -75,14 +71,20 @@ impl AmqpUri {
         &self.raw
     }
 
+    /// The URI as lapin parsed it, password included: for connecting only.
+    pub fn expose_parsed(&self) -> &lapin::uri::AMQPUri {
+        &self.parsed
+    }
+
     /// `host:port`, safe to log.
     pub fn host(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        let authority = &self.parsed.authority;
+        format!("{}:{}", authority.host, authority.port)
     }
 
     /// The vhost, safe to log.
     pub fn vhost(&self) -> &str {
-        &self.vhost
+        &self.parsed.vhost
     }
 }
 
@@ -90,7 +92,7 @@ impl std::fmt::Debug for AmqpUri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpUri")
             .field("host", &self.host())
-            .field("vhost", &self.vhost)
+            .field("vhost", &self.vhost())
             .finish_non_exhaustive()
     }
 }

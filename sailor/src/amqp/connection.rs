@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
 use crate::settings::AmqpUri;
@@ -51,14 +50,9 @@ pub async fn connect(uri: &AmqpUri, role: Role) -> Result<Connection, lapin::Err
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "component".to_owned());
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("{host}-{}", role.suffix()).into());
-    match uri.expose_secret().parse::<AMQPUri>() {
-        Ok(mut parsed) => {
-            parsed.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
-            Connection::connect_uri(parsed, properties).await
-        }
-        // lapin reports the URI's problem in its own words.
-        Err(_) => Connection::connect(uri.expose_secret(), properties).await,
-    }
+    let mut parsed = uri.expose_parsed().clone();
+    parsed.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+    Connection::connect_uri(parsed, properties).await
 }
 
 /// Connects, retrying with exponential backoff until it succeeds.
