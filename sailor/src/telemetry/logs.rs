@@ -18,9 +18,8 @@
 //! AMQP URI, the crypto password or the API key.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -155,9 +154,9 @@ impl LineFormat {
         for (name, value) in fields {
             write_entry(line, name, value);
         }
-        close_object(line);
+        line.push(b'}');
         write_entry(line, "target", event.metadata().target());
-        close_object(line);
+        line.push(b'}');
     }
 
     /// Writes the bunyan line of `event`, whose keys follow bunyan's rules: a later key of the
@@ -176,25 +175,25 @@ impl LineFormat {
             bunyan_level(*event.metadata().level()).into(),
         );
         map.extend(self.sailor.clone());
-        let mut msg = String::new();
-        let spans = spans
-            .iter()
-            .map(|(name, value)| (*name, (*value).clone(), false));
-        let fields = fields.into_iter().map(|(name, value)| (name, value, true));
-        for (name, value, of_event) in spans.chain(fields) {
-            if of_event && name == "message" {
-                msg = match value {
-                    Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                continue;
-            }
+        let mut insert = |name: &str, value: Value| {
             let key = if BUNYAN_CORE.contains(&name) {
                 format!("{name}_")
             } else {
                 name.to_owned()
             };
             map.insert(key, value);
+        };
+        for (name, value) in spans {
+            insert(name, (*value).clone());
+        }
+        // The event's `message` is bunyan's `msg`; a span field of that name is a field.
+        let mut msg = String::new();
+        for (name, value) in fields {
+            match (name, value) {
+                ("message", Value::String(text)) => msg = text,
+                ("message", other) => msg = other.to_string(),
+                (name, value) => insert(name, value),
+            }
         }
         map.insert("msg".to_owned(), msg.into());
         map.insert("time".to_owned(), iso_time(SystemTime::now()).into());
@@ -291,11 +290,6 @@ fn write_key(line: &mut Vec<u8>, key: &str) {
 fn write_entry(line: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?Sized)) {
     write_key(line, key);
     let _ = serde_json::to_writer(&mut *line, value);
-}
-
-/// Closes the object being written.
-fn close_object(line: &mut Vec<u8>) {
-    line.push(b'}');
 }
 
 /// Installs the process-wide subscriber: lines of `format` on stderr, filtered by the
