@@ -137,7 +137,7 @@ impl ObjectStorage {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::http::tls::client_builder()
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("component/", env!("CARGO_PKG_VERSION")))

@@ -78,7 +78,9 @@ impl PlatformApi {
         body: Option<&Value>,
         cap: BodyCap,
     ) -> Result<ApiAnswer, PlatformApiError> {
-        let client = reqwest::Client::new();
+        let client = crate::http::tls::client_builder()
+            .build()
+            .unwrap_or_default();
         let url = self.url(path);
         let mut attempt = 1;
         let mut delay = self.retry.delay;

@@ -133,7 +133,7 @@ impl TokenEndpoint {
             .ok_or(RefreshError::NotConfigured(
                 "no `client_id` in the config and no OAUTH_CLIENT_ID",
             ))?;
-        let http = reqwest::Client::builder()
+        let http = crate::http::tls::client_builder()
             // A token endpoint that redirects is misconfigured; following could leak the secret.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(retry.request_timeout)

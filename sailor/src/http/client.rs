@@ -76,7 +76,7 @@ pub const API_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// that names this runtime. Redirects keep reqwest's default, which drops the bearer token
 /// when a redirect leaves the origin.
 pub fn api_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    super::tls::client_builder()
         .connect_timeout(API_CONNECT_TIMEOUT)
         .timeout(API_REQUEST_TIMEOUT)
         .user_agent(concat!(

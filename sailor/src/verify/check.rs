@@ -266,7 +266,7 @@ async fn check_with(
         forward: options.keys_sink.clone(),
     }));
     // No per-request timeout: `options.timeout` bounds the whole check, refresh included.
-    let http = match reqwest::Client::builder().build() {
+    let http = match crate::http::tls::client_builder().build() {
         Ok(http) => http,
         Err(error) => {
             return Verification::not_verified(format!(

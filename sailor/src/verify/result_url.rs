@@ -91,7 +91,7 @@ impl ResultUrl {
     /// POSTs `body` as JSON; any 2xx counts as delivered.
     pub async fn post(&self, body: &Value, timeout: Duration) -> Result<(), PostError> {
         let host = self.url.host_str().unwrap_or_default().to_owned();
-        let http = reqwest::Client::builder()
+        let http = crate::http::tls::client_builder()
             // Following a redirect could carry the credentials elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
