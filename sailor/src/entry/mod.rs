@@ -238,7 +238,7 @@ impl Component {
     async fn run(self, command: RuntimeCommand) -> ExitCode {
         match command {
             RuntimeCommand::Worker => {
-                logs::init(LogFormat::from_env(), "info");
+                let _written_at_exit = logs::init(LogFormat::from_env(), "info");
                 self.worker().await
             }
             RuntimeCommand::Run {

@@ -29,6 +29,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
+use super::batch::{BatchedWriter, FlushGuard};
+
 /// The `name` of every bunyan line: the process is the `component` binary.
 pub const BUNYAN_NAME: &str = "component";
 
@@ -292,17 +294,22 @@ fn write_entry(line: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?
     let _ = serde_json::to_writer(&mut *line, value);
 }
 
-/// Installs the process-wide subscriber: lines of `format` on stderr, filtered by the
-/// `LOG_LEVEL` directive (default `default_level`).
-pub fn init(format: LogFormat, default_level: &str) {
+/// Installs the process-wide subscriber: lines of `format` on stderr, written in batches
+/// ([`super::batch`]), filtered by the `LOG_LEVEL` directive (default `default_level`). Keep
+/// the guard until the process is done logging: dropping it writes what still waits.
+pub fn init(format: LogFormat, default_level: &str) -> FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
         .unwrap_or_else(|_| default_level.into());
+    let stderr = BatchedWriter::new(std::io::stderr());
+    stderr.flush_before_panics();
+    let guard = stderr.flush_guard();
     tracing::subscriber::set_global_default(subscriber(
         LineFormat::new(format, std::env::vars()),
         filter,
-        std::io::stderr,
+        stderr,
     ))
     .expect("the log subscriber is installed once, first thing in main");
+    guard
 }
 
 /// A subscriber writing `format`'s lines to `writer`: [`init`]'s, and the tests'.

@@ -1,7 +1,8 @@
 //! What an operator watches a worker by: Prometheus [`metrics`], the [`health`] behind the
 //! orchestrator's probes, the [`server`] answering both on `COMPONENT_METRICS_ADDR`, and the
-//! [`logs`]' line formats.
+//! [`logs`]' line formats, written to stderr in [`batch`]es.
 
+pub mod batch;
 pub mod health;
 pub mod logs;
 pub mod metrics;
