@@ -58,7 +58,7 @@ use crate::registry::Registry;
 use crate::settings::{InputFormat, PublishRetry, Reconnect, Settings};
 use crate::step::{Outcome, Step, UnknownFunction};
 use crate::telemetry::health::Health;
-use crate::telemetry::metrics::{self, Processed};
+use crate::telemetry::metrics::{self, DeliveryMetrics, Processed};
 use crate::telemetry::server::OpsServer;
 
 /// How long a delivery that must go back to the queue is held first, so that a failure on the
@@ -119,6 +119,8 @@ struct Worker {
     permits: Semaphore,
     /// What `/healthz` and `/readyz` answer.
     health: Arc<Health>,
+    /// The step's delivery series in the metrics.
+    metrics: DeliveryMetrics,
 }
 
 /// The deliveries of one `messageId` in the worker.
@@ -314,6 +316,7 @@ pub async fn serve(
         settings.persistent_messages,
     ));
     let worker = Arc::new(Worker {
+        metrics: metrics::get().deliveries(step.name()),
         step,
         wire: Arc::new(StepWire {
             settings: settings.clone(),
@@ -499,7 +502,7 @@ impl Worker {
     /// flight (an upstream component may reuse ids: distinct messages are never merged).
     fn accept(self: Arc<Self>, delivery: Delivery, tasks: &mut JoinSet<()>) {
         let mut headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
-        metrics::get().message_received(self.step.name());
+        self.metrics.received();
         let tracked_id = headers.message_id.clone();
         if let Some(id) = &tracked_id {
             let mut in_flight = self.lock_in_flight();
@@ -566,10 +569,10 @@ impl Worker {
         headers: IncomingHeaders,
     ) -> Decision {
         let _running = self.health.delivery_started();
-        let _in_flight = metrics::get().in_flight(self.step.name());
+        let _in_flight = self.metrics.in_flight();
         let started = std::time::Instant::now();
         let (decision, processed) = self.process(data, properties, headers).await;
-        metrics::get().message_processed(self.step.name(), processed, started.elapsed());
+        self.metrics.processed(processed, started.elapsed());
         decision
     }
 

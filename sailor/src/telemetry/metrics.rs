@@ -72,6 +72,15 @@ pub enum Processed {
 }
 
 impl Processed {
+    /// Every outcome, in declaration order.
+    const ALL: [Self; 5] = [
+        Self::Data,
+        Self::Rebound,
+        Self::Error,
+        Self::Rejected,
+        Self::Requeued,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Data => "data",
@@ -231,31 +240,21 @@ impl Metrics {
         text
     }
 
-    /// A delivery was taken from the queue.
-    pub fn message_received(&self, function: &str) {
-        self.received.get_or_create(&by_function(function)).inc();
-    }
-
-    /// A delivery's outcome is known, `took` after it was taken.
-    pub fn message_processed(&self, function: &str, outcome: Processed, took: Duration) {
-        self.processed
-            .get_or_create(&OutcomeLabels {
-                function: function.to_owned(),
-                outcome: outcome.as_str(),
-            })
-            .inc();
-        self.processing
-            .get_or_create(&by_function(function))
-            .observe(took.as_secs_f64());
-    }
-
-    /// Counts a delivery in flight until the guard is dropped.
-    pub fn in_flight(&'static self, function: &str) -> InFlightGuard {
+    /// The delivery metrics of `function`'s series, each created now (at zero).
+    pub fn deliveries(&self, function: &str) -> DeliveryMetrics {
         let labels = by_function(function);
-        self.in_flight.get_or_create(&labels).inc();
-        InFlightGuard {
-            metrics: self,
-            labels,
+        DeliveryMetrics {
+            received: self.received.get_or_create(&labels).clone(),
+            processed: Processed::ALL.map(|outcome| {
+                self.processed
+                    .get_or_create(&OutcomeLabels {
+                        function: function.to_owned(),
+                        outcome: outcome.as_str(),
+                    })
+                    .clone()
+            }),
+            processing: self.processing.get_or_create(&labels).clone(),
+            in_flight: self.in_flight.get_or_create(&labels).clone(),
         }
     }
 
@@ -323,16 +322,43 @@ impl Metrics {
     }
 }
 
+/// The delivery metrics of one function, looked up once ([`Metrics::deliveries`]), so that
+/// counting a delivery touches no label map and allocates nothing.
+#[derive(Clone, Debug)]
+pub struct DeliveryMetrics {
+    received: Counter,
+    /// Indexed like [`Processed::ALL`].
+    processed: [Counter; 5],
+    processing: Histogram,
+    in_flight: Gauge,
+}
+
+impl DeliveryMetrics {
+    /// A delivery was taken from the queue.
+    pub fn received(&self) {
+        self.received.inc();
+    }
+
+    /// A delivery's outcome is known, `took` after it was taken.
+    pub fn processed(&self, outcome: Processed, took: Duration) {
+        self.processed[outcome as usize].inc();
+        self.processing.observe(took.as_secs_f64());
+    }
+
+    /// Counts a delivery in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlightGuard {
+        self.in_flight.inc();
+        InFlightGuard(self.in_flight.clone())
+    }
+}
+
 /// Holds one delivery in `component_messages_in_flight`.
 #[derive(Debug)]
-pub struct InFlightGuard {
-    metrics: &'static Metrics,
-    labels: FunctionLabels,
-}
+pub struct InFlightGuard(Gauge);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.metrics.in_flight.get_or_create(&self.labels).dec();
+        self.0.dec();
     }
 }
 
@@ -373,9 +399,16 @@ mod tests {
         // A function no other test uses, so that the counts are this test's.
         let metrics = get();
         let function = "metricsUnitTest";
-        metrics.message_received(function);
-        metrics.message_processed(function, Processed::Rebound, Duration::from_millis(30));
-        let guard = metrics.in_flight(function);
+        for (index, outcome) in Processed::ALL.into_iter().enumerate() {
+            assert_eq!(
+                outcome as usize, index,
+                "DeliveryMetrics indexes by declaration order"
+            );
+        }
+        let deliveries = metrics.deliveries(function);
+        deliveries.received();
+        deliveries.processed(Processed::Rebound, Duration::from_millis(30));
+        let guard = deliveries.in_flight();
         let mut headers = FieldTable::default();
         headers.insert("function".into(), text_value(function));
         let message = Outgoing {
