@@ -333,6 +333,18 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_writes_what_waits_before_its_message() {
+        let writes = Writes::default();
+        let writer = BatchedWriter::with_interval(writes.clone(), LONG);
+        writer.flush_before_panics();
+        logging(&writer, || tracing::info!(message = "before the panic"));
+        assert!(writes.taken().is_empty());
+        let panicked = std::panic::catch_unwind(|| panic!("the test's own panic"));
+        assert!(panicked.is_err());
+        assert_eq!(messages(&writes.taken()), ["before the panic"]);
+    }
+
+    #[test]
     fn dropping_the_guard_writes_what_waits() {
         let writes = Writes::default();
         let writer = BatchedWriter::with_interval(writes.clone(), LONG);
