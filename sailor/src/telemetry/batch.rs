@@ -72,7 +72,7 @@ impl<W: Write + Send + 'static> BatchedWriter<W> {
                 loop {
                     flusher.wait_for_lines();
                     std::thread::sleep(interval);
-                    flusher.flush();
+                    flusher.write_now(None);
                 }
             });
         if spawned.is_err() {
@@ -82,7 +82,7 @@ impl<W: Write + Send + 'static> BatchedWriter<W> {
     }
 
     /// Writes what waits when the guard is dropped.
-    pub fn flush_guard(&self) -> FlushGuard {
+    pub fn flush_guard(&self) -> FlushGuard<W> {
         FlushGuard(self.shared.clone())
     }
 
@@ -132,6 +132,13 @@ impl<W: Write> Shared<W> {
         self.write_out(&mut out, line);
     }
 
+    /// Writes the batch unless a write is under way (a panic may have come from it).
+    fn flush_unless_busy(&self) {
+        if let Ok(mut out) = self.out.try_lock() {
+            self.write_out(&mut out, None);
+        }
+    }
+
     /// Adds `line` to the batch, writing the batch when it is full.
     fn append(&self, line: &[u8]) {
         if !self.batching.load(Ordering::Relaxed) {
@@ -151,36 +158,17 @@ impl<W: Write> Shared<W> {
     }
 }
 
-/// Writing what waits, whatever the destination.
-trait Flush: Send + Sync {
-    fn flush(&self);
-    /// [`Flush::flush`], unless a write is under way (the panic may have come from it).
-    fn flush_unless_busy(&self);
-}
-
-impl<W: Write + Send> Flush for Shared<W> {
-    fn flush(&self) {
-        self.write_now(None);
-    }
-
-    fn flush_unless_busy(&self) {
-        if let Ok(mut out) = self.out.try_lock() {
-            self.write_out(&mut out, None);
-        }
-    }
-}
-
 /// Writes what waits when dropped; see [`BatchedWriter::flush_guard`].
 #[must_use = "the lines still waiting are written when the guard is dropped"]
-pub struct FlushGuard(Arc<dyn Flush>);
+pub struct FlushGuard<W: Write>(Arc<Shared<W>>);
 
-impl Drop for FlushGuard {
+impl<W: Write> Drop for FlushGuard<W> {
     fn drop(&mut self) {
-        self.0.flush();
+        self.0.write_now(None);
     }
 }
 
-impl std::fmt::Debug for FlushGuard {
+impl<W: Write> std::fmt::Debug for FlushGuard<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlushGuard").finish_non_exhaustive()
     }

@@ -297,7 +297,7 @@ fn write_entry(line: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?
 /// Installs the process-wide subscriber: lines of `format` on stderr, written in batches
 /// ([`super::batch`]), filtered by the `LOG_LEVEL` directive (default `default_level`). Keep
 /// the guard until the process is done logging: dropping it writes what still waits.
-pub fn init(format: LogFormat, default_level: &str) -> FlushGuard {
+pub fn init(format: LogFormat, default_level: &str) -> FlushGuard<std::io::Stderr> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
         .unwrap_or_else(|_| default_level.into());
     let stderr = BatchedWriter::new(std::io::stderr());
