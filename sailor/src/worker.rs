@@ -109,6 +109,17 @@ pub enum Decision {
     Requeue,
 }
 
+impl Decision {
+    /// Its name in log lines: `Ack`, `Reject` or `Requeue`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ack => "Ack",
+            Self::Reject => "Reject",
+            Self::Requeue => "Requeue",
+        }
+    }
+}
+
 struct Worker {
     step: Step,
     wire: Arc<StepWire>,
@@ -315,6 +326,7 @@ pub async fn serve(
         settings.publish_retry,
         settings.persistent_messages,
     ));
+    let step_headers = headers::step_headers(&settings.identity, step.name());
     let worker = Arc::new(Worker {
         metrics: metrics::get().deliveries(step.name()),
         step,
@@ -330,6 +342,7 @@ pub async fn serve(
                 &settings.identity,
             ),
             throttles: crate::throttle::Throttles::new(settings.rate_limits),
+            step_headers,
         }),
         keys,
         in_flight: Mutex::new(HashMap::new()),
@@ -597,20 +610,13 @@ impl Worker {
             .thread_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let base_headers = headers::base_headers(
-            &settings.identity,
-            self.step.name(),
-            &headers,
-            &thread_id,
-            start_ms,
-        );
         let reply_to = headers.reply_to.clone();
         let invocation =
             Invocation::of_step(&settings.identity.flow_id, &settings.identity.step_id)
                 .for_message(
                     headers.message_id.clone(),
                     headers.parent_message_id.clone(),
-                    Some(thread_id),
+                    Some(thread_id.clone()),
                 );
         // A body in object storage is read back before anything else sees the message.
         let (decoded, unresolved) = match decoded {
@@ -632,7 +638,8 @@ impl Worker {
             } else {
                 None
             },
-            base_headers,
+            thread_id,
+            start_ms,
         };
         let sink = Arc::new(DeliverySink::new(self.wire.clone(), Arc::new(delivered)));
         let mut message = match decoded {
@@ -728,14 +735,14 @@ async fn settle_one(acker: &Acker, decision: Decision) {
         }
     };
     match settled {
-        Ok(true) => tracing::info!(message = "Message settled.", decision = ?decision),
+        Ok(true) => tracing::info!(message = "Message settled.", decision = decision.as_str()),
         Ok(false) => tracing::warn!(
             message = "Message not settled: its channel is closed; the broker will redeliver it.",
-            decision = ?decision
+            decision = decision.as_str()
         ),
         Err(error) => tracing::warn!(
             message = "Message could not be settled on its channel; the broker will redeliver it.",
-            decision = ?decision,
+            decision = decision.as_str(),
             %error
         ),
     }
@@ -815,6 +822,9 @@ mod tests {
     fn the_most_cautious_decision_wins() {
         assert!(Decision::Ack < Decision::Reject && Decision::Reject < Decision::Requeue);
         assert_eq!(Decision::default(), Decision::Ack);
+        for decision in [Decision::Ack, Decision::Reject, Decision::Requeue] {
+            assert_eq!(decision.as_str(), format!("{decision:?}"));
+        }
     }
 
     #[tokio::test]

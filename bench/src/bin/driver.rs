@@ -60,7 +60,7 @@ enum Part {
 #[command(about = "The worker's throughput against sailor-nodejs and a bare loop (issue #19).")]
 struct Args {
     /// Inputs per run.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 10000)]
     messages: u64,
     /// Runs per cell; the table shows their medians.
     #[arg(long, default_value_t = 3)]
@@ -550,7 +550,7 @@ async fn table(bed: &Bed, args: &Args) -> anyhow::Result<BTreeMap<Target, Vec<Sa
                         .run(target, prefetch, persistent, args.messages, args.size)
                         .await?;
                     eprintln!(
-                        "  {} prefetch {prefetch} {mode}: {:.0} msgs/s, {:.3} CPU s/1000, {:.1} MiB, {:.0} ms start-up, {}/{}",
+                        "  {} prefetch {prefetch} {mode}: {:.0} msgs/s, {:.4} CPU s/1000, {:.1} MiB, {:.0} ms start-up, {}/{}",
                         target.name(),
                         sample.rate,
                         sample.cpu_per_1000,

@@ -118,7 +118,8 @@ impl IncomingHeaders {
     }
 }
 
-/// Builds the headers of one incoming message's publishes (sailor-protocol.md 2.4).
+/// Builds the headers of one incoming message's publishes (sailor-protocol.md 2.4): the
+/// step's [`step_headers`] with the message's [`add_lineage`].
 pub fn base_headers(
     identity: &Identity,
     function: &str,
@@ -126,22 +127,22 @@ pub fn base_headers(
     thread_id: &str,
     start_ms: i64,
 ) -> FieldTable {
+    let mut table = step_headers(identity, function);
+    add_lineage(&mut table, incoming, thread_id, start_ms);
+    table
+}
+
+/// The headers every publish of a step carries, whatever the message: the
+/// `ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS` values, then the identity and `function` (which win
+/// over an additional variable of the same name). The worker builds them once; each publish
+/// clones them, which costs less than building them again.
+pub fn step_headers(identity: &Identity, function: &str) -> FieldTable {
     let mut table = FieldTable::default();
-    for (name, value) in &incoming.meta {
-        table.insert(ShortString::from(name.as_str()), value.clone());
-    }
-    if let Some(reply_to) = &incoming.reply_to {
-        table.insert("reply_to".into(), text_value(reply_to));
-    }
     for (name, value) in &identity.additional {
         table.insert(ShortString::from(name.as_str()), text_value(value));
     }
-    if let Some(parent) = &incoming.message_id {
-        table.insert("parentMessageId".into(), text_value(parent));
-    }
     for (name, value) in [
-        ("threadId", thread_id),
-        ("execId", &identity.exec_id),
+        ("execId", identity.exec_id.as_str()),
         ("taskId", &identity.flow_id),
         ("workspaceId", &identity.workspace_id),
         ("containerId", &identity.container_id),
@@ -152,8 +153,38 @@ pub fn base_headers(
     ] {
         table.insert(name.into(), text_value(value));
     }
-    table.insert("start".into(), int_value(start_ms));
     table
+}
+
+/// Adds to `table` (a step's [`step_headers`]) what an incoming message gives each of its
+/// publishes: its `x-eio-meta-*` headers and `reply_to`, unless an additional variable of the
+/// step has the name, then `parentMessageId` (its `messageId`), `threadId` and `start`.
+pub fn add_lineage(
+    table: &mut FieldTable,
+    incoming: &IncomingHeaders,
+    thread_id: &str,
+    start_ms: i64,
+) {
+    let carried: Vec<_> = incoming
+        .meta
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .chain(
+            incoming
+                .reply_to
+                .as_deref()
+                .map(|reply_to| ("reply_to", text_value(reply_to))),
+        )
+        .filter(|(name, _)| !table.contains_key(name))
+        .collect();
+    for (name, value) in carried {
+        table.insert(name.into(), value);
+    }
+    if let Some(parent) = &incoming.message_id {
+        table.insert("parentMessageId".into(), text_value(parent));
+    }
+    table.insert("threadId".into(), text_value(thread_id));
+    table.insert("start".into(), int_value(start_ms));
 }
 
 /// Adds what each publish has of its own to headers built by [`base_headers`]: its

@@ -63,6 +63,8 @@ pub struct StepWire {
     pub object_storage: Result<ObjectStorage, NotConfigured>,
     /// The process's publish rate limits.
     pub throttles: crate::throttle::Throttles,
+    /// The headers every publish of the step carries ([`headers::step_headers`]).
+    pub step_headers: FieldTable,
 }
 
 impl std::fmt::Debug for StepWire {
@@ -97,8 +99,10 @@ pub struct Delivered {
     pub message: Option<Message>,
     /// How `body` is encoded, for the `errorInput` of error events.
     pub encoding: Encoding,
-    /// The headers every publish starts from.
-    pub base_headers: FieldTable,
+    /// Its thread: the incoming `threadId`, or a new one.
+    pub thread_id: String,
+    /// When its processing started (ms since the epoch): the `start` of its publishes.
+    pub start_ms: i64,
 }
 
 impl Delivered {
@@ -152,8 +156,22 @@ impl DeliverySink {
         &self.wire.settings
     }
 
+    /// The headers every publish of this delivery starts from: the step's, and the
+    /// delivery's lineage.
+    fn base_headers(&self) -> FieldTable {
+        let mut table = self.wire.step_headers.clone();
+        let delivered = &self.delivered;
+        headers::add_lineage(
+            &mut table,
+            &delivered.headers,
+            &delivered.thread_id,
+            delivered.start_ms,
+        );
+        table
+    }
+
     fn headers(&self, message_id: &str) -> FieldTable {
-        let mut table = self.delivered.base_headers.clone();
+        let mut table = self.base_headers();
         headers::stamp(&mut table, message_id);
         table
     }
@@ -286,7 +304,7 @@ impl DeliverySink {
             .settings()
             .cipher
             .encode(payload.to_string().as_bytes(), Encoding::Base64);
-        let mut table = self.delivered.base_headers.clone();
+        let mut table = self.base_headers();
         table.insert(
             headers::MESSAGE_ID.into(),
             text_value(&uuid::Uuid::new_v4().to_string()),
@@ -654,6 +672,7 @@ mod tests {
                 problem: "is not set",
             }),
             throttles: crate::throttle::Throttles::new(crate::throttle::RateLimits::default()),
+            step_headers: FieldTable::default(),
         };
         let delivered = Delivered {
             headers,
@@ -661,7 +680,8 @@ mod tests {
             properties: BasicProperties::default(),
             message: None,
             encoding: Encoding::Base64,
-            base_headers: FieldTable::default(),
+            thread_id: "thread".to_owned(),
+            start_ms: 0,
         };
         DeliverySink::new(Arc::new(wire), Arc::new(delivered))
     }
