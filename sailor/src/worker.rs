@@ -531,22 +531,27 @@ impl Worker {
             }
             entry.running += 1;
         }
-        let message_id = tracked_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let untracked_id;
+        let message_id = match &tracked_id {
+            Some(id) => id.as_str(),
+            None => {
+                untracked_id = uuid::Uuid::new_v4().to_string();
+                untracked_id.as_str()
+            }
+        };
         // Every line logged for this delivery carries these fields (sailor-nodejs' names).
         // The thread id is settled here, so that the span is formatted once, not again when
         // it is recorded later.
         let span = tracing::info_span!(
             "delivery",
-            messageId = %message_id,
+            messageId = message_id,
             parentMessageId = headers.parent_message_id.as_deref(),
             threadId = headers
                 .thread_id
                 .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
                 .as_str(),
-            function = %self.step.name(),
-            stepId = %self.wire.settings.identity.step_id,
+            function = self.step.name(),
+            stepId = self.wire.settings.identity.step_id.as_str(),
             delivery_tag = delivery.delivery_tag,
             redelivered = delivery.redelivered
         );
