@@ -216,6 +216,9 @@ type Fields = Vec<(&'static str, Value)>;
 /// The keys of a JSON line that span fields must not repeat.
 const JSON_CORE: [&str; 4] = ["timestamp", "level", "fields", "target"];
 
+/// Room for the span fields of a line without growing: a delivery's span has eight.
+const SPAN_FIELDS_CAPACITY: usize = 12;
+
 /// A span's fields, kept as values when the span is made, so that each line logged in it
 /// copies them out instead of formatting or parsing them again.
 struct SpanFields(Fields);
@@ -234,7 +237,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = Fields::new();
+        let mut fields = Fields::with_capacity(attrs.fields().len());
         attrs.record(&mut FieldVisitor(&mut fields));
         span.extensions_mut().insert(SpanFields(fields));
     }
@@ -247,7 +250,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
+        let mut fields = Fields::with_capacity(event.fields().count());
         event.record(&mut FieldVisitor(&mut fields));
         // Outer spans first, so that an inner span's field of the same name wins.
         let scope: Vec<_> = ctx
@@ -255,7 +258,7 @@ where
             .map(|scope| scope.from_root().collect())
             .unwrap_or_default();
         let extensions: Vec<_> = scope.iter().map(|span| span.extensions()).collect();
-        let mut spans: Vec<FieldRef<'_>> = Vec::new();
+        let mut spans: Vec<FieldRef<'_>> = Vec::with_capacity(SPAN_FIELDS_CAPACITY);
         for SpanFields(span_fields) in extensions.iter().filter_map(|e| e.get::<SpanFields>()) {
             for (name, value) in span_fields {
                 set(&mut spans, name, value);
