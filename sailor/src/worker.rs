@@ -564,7 +564,11 @@ impl Worker {
                     ..
                 } = delivery;
                 let decision = match self.permits.acquire().await {
-                    Ok(_permit) => self.process_observed(data, properties, headers).await,
+                    // Boxed: the processing future is several KiB, and this task is moved
+                    // whole on its way into the runtime; a box moves as a pointer.
+                    Ok(_permit) => {
+                        Box::pin(self.process_observed(data, properties, headers)).await
+                    }
                     Err(_) => Decision::Requeue,
                 };
                 self.settle(acker, tracked_id, decision).await;
