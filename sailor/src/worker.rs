@@ -566,9 +566,7 @@ impl Worker {
                 let decision = match self.permits.acquire().await {
                     // Boxed: the processing future is several KiB, and this task is moved
                     // whole on its way into the runtime; a box moves as a pointer.
-                    Ok(_permit) => {
-                        Box::pin(self.process_observed(data, properties, headers)).await
-                    }
+                    Ok(_permit) => Box::pin(self.process_observed(data, properties, headers)).await,
                     Err(_) => Decision::Requeue,
                 };
                 self.settle(acker, tracked_id, decision).await;

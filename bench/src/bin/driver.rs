@@ -485,6 +485,19 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The median over the runs of `f(a) / f(b)` within each run: the two targets of a run ran
+/// one after the other, so a slower or busier moment of the machine weighs on both.
+fn paired_ratio(
+    cells: &BTreeMap<Target, Vec<Sample>>,
+    a: Target,
+    b: Target,
+    f: fn(&Sample) -> f64,
+) -> Option<f64> {
+    let (a, b) = (cells.get(&a)?, cells.get(&b)?);
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
 /// The medians of a cell's runs.
 fn summary(samples: &[Sample]) -> Sample {
     let of = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
@@ -562,7 +575,6 @@ async fn table(bed: &Bed, args: &Args) -> anyhow::Result<BTreeMap<Target, Vec<Sa
                     cells.entry(target).or_default().push(sample);
                 }
             }
-            let mut summaries = BTreeMap::new();
             for (&target, samples) in &cells {
                 let s = summary(samples);
                 println!(
@@ -575,23 +587,23 @@ async fn table(bed: &Bed, args: &Args) -> anyhow::Result<BTreeMap<Target, Vec<Sa
                     s.good,
                     s.expected
                 );
-                summaries.insert(target, s);
                 all.entry(target)
                     .or_default()
                     .extend(samples.iter().cloned());
             }
-            ratios.push((prefetch, mode.clone(), summaries));
+            ratios.push((prefetch, mode.clone(), cells));
         }
     }
     println!(
         "\n| prefetch | mode | ours/loop msgs/s (>= 0.95) | ours/loop CPU (<= 1.15) | ours/loop RSS (<= 1.25) | ours/sailor msgs/s (>= 2.5) |"
     );
     println!("| ---: | --- | ---: | ---: | ---: | ---: |");
-    for (prefetch, mode, s) in ratios {
-        let ratio = |a: Target, b: Target, f: fn(&Sample) -> f64| match (s.get(&a), s.get(&b)) {
-            (Some(x), Some(y)) => format!("{:.2}", f(x) / f(y)),
-            _ => "-".into(),
-        };
+    for (prefetch, mode, cells) in ratios {
+        let ratio =
+            |a: Target, b: Target, f: fn(&Sample) -> f64| match paired_ratio(&cells, a, b, f) {
+                Some(ratio) => format!("{ratio:.2}"),
+                None => "-".into(),
+            };
         println!(
             "| {prefetch} | {mode} | {} | {} | {} | {} |",
             ratio(Target::Ours, Target::Loop, |s| s.rate),
