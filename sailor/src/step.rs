@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::StepConfig;
 use crate::emitter::Emitter;
 use crate::event::ErrorReport;
-use crate::http::AuthClient;
+use crate::http::{AuthClient, BaseUrl};
 use crate::message::Message;
 use crate::module::{Context, Invocation};
 use crate::redact::Redactor;
@@ -53,7 +53,7 @@ pub struct Step {
     http: reqwest::Client,
     flow_variables: Arc<Map<String, Value>>,
     /// `api_base_url`, parsed once for every message's client.
-    base_url: Option<url::Url>,
+    base_url: Option<Arc<BaseUrl>>,
     /// The account's secrets, gathered once for every message's context.
     redactor: Arc<Redactor>,
 }
@@ -83,7 +83,8 @@ impl Step {
         let base_url = config
             .api_base_url
             .as_deref()
-            .and_then(|u| url::Url::parse(u).ok());
+            .and_then(|u| url::Url::parse(u).ok())
+            .map(|url| Arc::new(BaseUrl::new(url)));
         let redactor = Arc::new(Redactor::for_step(&config, tokens.clone()));
         Ok(Self {
             base_url,
@@ -140,7 +141,7 @@ impl Step {
     /// `emitter`: the step's HTTP clients, flow variables and redactor.
     pub fn context(&self, emitter: &Emitter, invocation: &Invocation) -> Context {
         let http = self.tokens.clone().map(|cache| {
-            AuthClient::new(
+            AuthClient::sharing_base(
                 self.http.clone(),
                 cache,
                 emitter.clone(),

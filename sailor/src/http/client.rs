@@ -5,12 +5,14 @@
 //! `WWW-Authenticate` says `error="invalid_token"`) invalidates only the token generation the
 //! request carried; the replay goes out once, and a second rejection is an error, not a loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
+use super::base_url::BaseUrl;
 use crate::auth::{Lease, RefreshError, TokenCache};
 use crate::emitter::Emitter;
 
@@ -95,7 +97,7 @@ pub struct AuthClient {
     http: reqwest::Client,
     cache: TokenCache,
     emitter: Emitter,
-    base_url: Option<Url>,
+    base_url: Option<Arc<BaseUrl>>,
 }
 
 impl AuthClient {
@@ -105,6 +107,21 @@ impl AuthClient {
         cache: TokenCache,
         emitter: Emitter,
         base_url: Option<Url>,
+    ) -> Self {
+        Self::sharing_base(
+            http,
+            cache,
+            emitter,
+            base_url.map(|url| Arc::new(BaseUrl::new(url))),
+        )
+    }
+
+    /// Like [`Self::new`], with a base URL shared by the clients of a step's messages.
+    pub fn sharing_base(
+        http: reqwest::Client,
+        cache: TokenCache,
+        emitter: Emitter,
+        base_url: Option<Arc<BaseUrl>>,
     ) -> Self {
         Self {
             http,
@@ -121,7 +138,7 @@ impl AuthClient {
 
     /// `api_base_url`, parsed.
     pub fn base_url(&self) -> Option<&Url> {
-        self.base_url.as_ref()
+        self.base_url.as_deref().map(BaseUrl::url)
     }
 
     /// Starts a request to `url`, already resolved (by [`Self::url`]): not parsed again.
@@ -141,12 +158,7 @@ impl AuthClient {
             return Ok(url);
         }
         let base = self.base_url.as_ref().ok_or_else(invalid)?;
-        let joined = format!(
-            "{}/{}",
-            base.as_str().trim_end_matches('/'),
-            path.trim_start_matches('/')
-        );
-        Url::parse(&joined).map_err(|_| invalid())
+        base.resolve(path).ok_or_else(invalid)
     }
 
     /// Starts a request to `path` (relative to `api_base_url`, or absolute).
