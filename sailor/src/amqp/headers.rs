@@ -103,8 +103,13 @@ impl IncomingHeaders {
                 REBOUND_ITERATION => headers.rebound_iteration = int_of(value),
                 _ => {}
             }
-            let lower = name.to_ascii_lowercase();
-            if lower.starts_with(META_PREFIX) {
+            // Compared before lower-casing: most headers are not meta headers, and a name
+            // is copied only when it is one.
+            let is_meta = name
+                .get(..META_PREFIX.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(META_PREFIX));
+            if is_meta {
+                let lower = name.to_ascii_lowercase();
                 if lower == "x-eio-meta-trace-id" {
                     trace_id = text_of(value);
                 }
