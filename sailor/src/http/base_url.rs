@@ -4,12 +4,15 @@ use std::sync::Mutex;
 
 use url::Url;
 
+use super::client::strip_url_secrets;
+
 /// A step's `api_base_url`, parsed once, with the last path resolved under it.
 ///
 /// A function usually calls the same path message after message, and parsing a URL (its host
 /// above all) cost more than the rest of building the request: the last resolution is kept
 /// and handed out again for the same path. Every message's client of a step shares one.
-#[derive(Debug)]
+/// `Debug` shows the base without its credentials, query and fragment, and not the last
+/// path, whose query may carry a key.
 pub struct BaseUrl {
     url: Url,
     last: Mutex<Option<(String, Url)>>,
@@ -54,6 +57,16 @@ impl BaseUrl {
     }
 }
 
+impl std::fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.url.clone();
+        strip_url_secrets(&mut shown);
+        f.debug_struct("BaseUrl")
+            .field("url", &shown.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +107,17 @@ mod tests {
             base.resolve("a").unwrap().as_str(),
             "https://api.example.test/v1/a"
         );
+    }
+
+    #[test]
+    fn debug_shows_neither_the_base_credentials_nor_the_last_path() {
+        let base =
+            BaseUrl::new(Url::parse("https://user:base-secret@api.example.test/v1").unwrap());
+        base.resolve("items?api_key=path-secret").unwrap();
+        let shown = format!("{base:?}");
+        assert!(shown.contains("api.example.test/v1"), "{shown}");
+        for secret in ["user", "base-secret", "path-secret", "items"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }
