@@ -239,7 +239,7 @@ async fn with_the_error_input_format_the_function_gets_the_decrypted_error_and_i
         Some(&cipher.encode_base64(failed.to_string().as_bytes())),
         &cipher,
         "error",
-        headers.clone(),
+        headers.clone().into(),
     );
     bed.send_raw(&event.body, headers).await;
     let scripted = Scripted::default();

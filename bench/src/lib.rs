@@ -116,9 +116,55 @@ pub enum Verdict {
     Bad(String),
 }
 
-/// Checks one output against the input it names: `body.status` 200 and `body.body` equal
-/// to [`body`]`(n, size)`.
-pub fn verify(cipher: &Cipher, data: &[u8], size: usize) -> Verdict {
+/// The headers every output of a sailor carries (sailor-protocol.md 2.4), which the driver
+/// checks on every target's outputs: the step's identity and the message's lineage.
+pub const PROTOCOL_HEADERS: [&str; 13] = [
+    "execId",
+    "taskId",
+    "workspaceId",
+    "containerId",
+    "userId",
+    "stepId",
+    "compId",
+    "function",
+    "messageId",
+    "parentMessageId",
+    "threadId",
+    "start",
+    "end",
+];
+
+/// Checks one output against the input it names: `body.status` 200, `body.body` equal to
+/// [`body`]`(n, size)`, every one of [`PROTOCOL_HEADERS`] present and `parentMessageId` the
+/// input's `messageId` (`in-<n>`).
+pub fn verify(
+    cipher: &Cipher,
+    data: &[u8],
+    headers: Option<&lapin::types::FieldTable>,
+    size: usize,
+) -> Verdict {
+    let n = match verify_body(cipher, data, size) {
+        Verdict::Good(n) => n,
+        bad => return bad,
+    };
+    let headers = headers.map(|h| h.inner());
+    let header = |name: &str| headers.and_then(|h| h.get(name));
+    if let Some(missing) = PROTOCOL_HEADERS.iter().find(|name| header(name).is_none()) {
+        return Verdict::Bad(format!("the output of input {n} has no `{missing}` header"));
+    }
+    let parent = match header("parentMessageId") {
+        Some(lapin::types::AMQPValue::LongString(text)) => text.to_string(),
+        other => format!("{other:?}"),
+    };
+    if parent != format!("in-{n}") {
+        return Verdict::Bad(format!(
+            "the output of input {n} has parentMessageId {parent}, not in-{n}"
+        ));
+    }
+    Verdict::Good(n)
+}
+
+fn verify_body(cipher: &Cipher, data: &[u8], size: usize) -> Verdict {
     let Some(plain) = cipher.decode(data) else {
         let start = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
         return Verdict::Bad(format!("not a protocol v1 data message: {start}"));
@@ -201,11 +247,37 @@ mod tests {
         let output =
             json!({"id": "x", "body": {"status": 200, "headers": {}, "body": body(3, 500)}});
         let data = cipher.encode(output.to_string().as_bytes());
-        assert_eq!(verify(&cipher, &data, 500), Verdict::Good(3));
+        let mut headers = lapin::types::FieldTable::default();
+        for name in PROTOCOL_HEADERS {
+            headers.insert(name.into(), lapin::types::AMQPValue::LongString("x".into()));
+        }
+        headers.insert(
+            "parentMessageId".into(),
+            lapin::types::AMQPValue::LongString("in-3".into()),
+        );
+        assert_eq!(
+            verify(&cipher, &data, Some(&headers), 500),
+            Verdict::Good(3)
+        );
         let wrong = json!({"body": {"status": 200, "body": body(3, 400)}});
-        let data = cipher.encode(wrong.to_string().as_bytes());
-        assert!(matches!(verify(&cipher, &data, 500), Verdict::Bad(_)));
-        assert!(matches!(verify(&cipher, b"{}", 500), Verdict::Bad(_)));
+        let wrong = cipher.encode(wrong.to_string().as_bytes());
+        assert!(matches!(
+            verify(&cipher, &wrong, Some(&headers), 500),
+            Verdict::Bad(_)
+        ));
+        assert!(matches!(
+            verify(&cipher, b"{}", Some(&headers), 500),
+            Verdict::Bad(_)
+        ));
+        assert!(matches!(verify(&cipher, &data, None, 500), Verdict::Bad(_)));
+        headers.insert(
+            "parentMessageId".into(),
+            lapin::types::AMQPValue::LongString("in-4".into()),
+        );
+        assert!(matches!(
+            verify(&cipher, &data, Some(&headers), 500),
+            Verdict::Bad(_)
+        ));
     }
 
     #[test]

@@ -326,7 +326,7 @@ pub async fn serve(
         settings.publish_retry,
         settings.persistent_messages,
     ));
-    let step_headers = headers::step_headers(&settings.identity, step.name());
+    let step_headers = Arc::new(headers::step_headers(&settings.identity, step.name()));
     let worker = Arc::new(Worker {
         metrics: metrics::get().deliveries(step.name()),
         step,
@@ -541,8 +541,9 @@ impl Worker {
         };
         // Every line logged for this delivery carries these fields (sailor-nodejs' names).
         // The thread id is settled here, so that the span is formatted once, not again when
-        // it is recorded later.
-        let span = tracing::info_span!(
+        // it is recorded later. The span is at `error`, the level any filter that logs at all
+        // lets through: at `LOG_LEVEL=warn` a warning still names its message.
+        let span = tracing::error_span!(
             "delivery",
             messageId = message_id,
             parentMessageId = headers.parent_message_id.as_deref(),

@@ -141,15 +141,19 @@ fn check_target(
     let Some(base) = config.api_base_url.as_deref() else {
         return Ok(());
     };
+    let parsed_here;
     let base = match parsed_base {
-        Some(parsed) => parsed.clone(),
-        None => Url::parse(base)
-            .map_err(|_| ProcessError::Config("`api_base_url` is not a URL".into()))?,
+        Some(parsed) => parsed,
+        None => {
+            parsed_here = Url::parse(base)
+                .map_err(|_| ProcessError::Config("`api_base_url` is not a URL".into()))?;
+            &parsed_here
+        }
     };
-    if is_within(&base, url) {
+    if is_within(base, url) {
         return Ok(());
     }
-    let (mut shown, mut shown_base) = (url.clone(), base);
+    let (mut shown, mut shown_base) = (url.clone(), base.clone());
     strip_url_secrets(&mut shown);
     strip_url_secrets(&mut shown_base);
     Err(ProcessError::Config(format!(

@@ -195,7 +195,7 @@ impl Flow {
                 self.names.key(step, "messages").as_str().into(),
                 BasicPublishOptions::default(),
                 &payload,
-                json_properties(headers),
+                json_properties().with_headers(headers),
             )
             .await
             .map_err(DemoError::Broker)?;

@@ -367,7 +367,7 @@ impl Bed {
 
         #[derive(Default)]
         struct Seen {
-            data: Vec<Vec<u8>>,
+            data: Vec<(Vec<u8>, Option<FieldTable>)>,
             first: Option<(Instant, f64)>,
             last: Option<(Instant, f64, u64)>,
         }
@@ -381,7 +381,8 @@ impl Bed {
                     if seen.first.is_none() {
                         seen.first = Some((now, bench::cpu_seconds(pid).unwrap_or(0.0)));
                     }
-                    seen.data.push(delivery.data);
+                    seen.data
+                        .push((delivery.data, delivery.properties.headers().clone()));
                     if seen.data.len() as u64 >= n {
                         seen.last = Some((
                             now,
@@ -419,8 +420,8 @@ impl Bed {
         let seen = std::mem::take(&mut *seen.lock().expect("not poisoned"));
         let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
         let mut bad = Vec::new();
-        for data in &seen.data {
-            match bench::verify(&self.cipher, data, size) {
+        for (data, headers) in &seen.data {
+            match bench::verify(&self.cipher, data, headers.as_ref(), size) {
                 Verdict::Good(i) if i < n => *counts.entry(i).or_default() += 1,
                 Verdict::Good(i) => bad.push(format!("an output for input {i}, never sent")),
                 Verdict::Bad(why) => bad.push(why),

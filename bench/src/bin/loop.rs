@@ -4,6 +4,11 @@
 //! `BENCH_API_URL` with the bearer token `BENCH_ACCESS_TOKEN`, build `{status, headers, body}`,
 //! encrypt, publish on a confirm channel, wait for the confirm, ack. One current-thread tokio
 //! runtime; no settings, logging, token cache, dedup or emitter.
+//!
+//! Its outputs carry the headers every sailor's output carries (sailor-protocol.md 2.4: the
+//! step's identity, the message's lineage, `start`, `end`), as the driver checks: the broker
+//! parses and stores them, so a loop without them would not do the same wire work. The
+//! identity part is built once and cloned per message, the cheapest way to send it.
 
 use std::sync::Arc;
 
@@ -19,6 +24,8 @@ use serde_json::{Map, Value, json};
 
 struct Loop {
     cipher: bench::Cipher,
+    /// The step's identity headers, from the same variables the worker reads.
+    identity: FieldTable,
     http: reqwest::Client,
     url: String,
     bearer: String,
@@ -32,8 +39,34 @@ fn var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("{name} is not set"))
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The identity headers of the step, named as sailor-protocol.md 2.4 names them.
+fn identity() -> FieldTable {
+    let mut table = FieldTable::default();
+    for (header, variable) in [
+        ("execId", "ELASTICIO_EXEC_ID"),
+        ("taskId", "ELASTICIO_FLOW_ID"),
+        ("workspaceId", "ELASTICIO_WORKSPACE_ID"),
+        ("containerId", "ELASTICIO_CONTAINER_ID"),
+        ("userId", "ELASTICIO_USER_ID"),
+        ("stepId", "ELASTICIO_STEP_ID"),
+        ("compId", "ELASTICIO_COMP_ID"),
+        ("function", "ELASTICIO_FUNCTION"),
+    ] {
+        let value = std::env::var(variable).unwrap_or_default();
+        table.insert(header.into(), AMQPValue::LongString(value.into()));
+    }
+    table
+}
+
 impl Loop {
     async fn handle(&self, delivery: lapin::message::Delivery) -> anyhow::Result<()> {
+        let start = now_ms();
         let plain = self
             .cipher
             .decode(&delivery.data)
@@ -67,22 +100,30 @@ impl Loop {
             "headers": {},
         });
         let data = self.cipher.encode(&serde_json::to_vec(&output)?);
-        let mut headers = FieldTable::default();
-        let parent = delivery
+        let mut headers = self.identity.clone();
+        let incoming = delivery
             .properties
             .headers()
             .as_ref()
-            .and_then(|h| h.inner().get("messageId").cloned())
-            .unwrap_or(AMQPValue::LongString("".into()));
+            .map(FieldTable::inner);
+        let lineage = |name: &str| incoming.and_then(|h| h.get(name)).cloned();
+        if let Some(parent) = lineage("messageId") {
+            headers.insert("parentMessageId".into(), parent);
+        }
+        let thread = lineage("threadId")
+            .unwrap_or_else(|| AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into()));
+        headers.insert("threadId".into(), thread);
+        headers.insert("start".into(), AMQPValue::LongLongInt(start));
         headers.insert(
             "messageId".into(),
             AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into()),
         );
-        headers.insert("parentMessageId".into(), parent);
-        headers.insert("protocolVersion".into(), AMQPValue::LongLongInt(1));
+        headers.insert("end".into(), AMQPValue::LongLongInt(now_ms()));
+        headers.insert("protocolVersion".into(), AMQPValue::ShortShortInt(1));
         let properties = BasicProperties::default()
             .with_headers(headers)
             .with_content_type("application/json".into())
+            .with_content_encoding("utf8".into())
             .with_delivery_mode(if self.persistent { 2 } else { 1 });
         let confirm = self
             .publish
@@ -124,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
             &var("ELASTICIO_MESSAGE_CRYPTO_PASSWORD")?,
             &var("ELASTICIO_MESSAGE_CRYPTO_IV")?,
         ),
+        identity: identity(),
         http: reqwest::Client::new(),
         url: format!("{}{}", var("BENCH_API_URL")?, bench::ECHO_PATH),
         bearer: format!("Bearer {}", var("BENCH_ACCESS_TOKEN")?),

@@ -120,7 +120,7 @@ mod tests {
             Some(&input_text),
             &cipher,
             "error",
-            FieldTable::default(),
+            FieldTable::default().into(),
         );
         let mut headers = FieldTable::default();
         headers.insert("stepId".into(), AMQPValue::LongString("step_1".into()));

@@ -4,6 +4,8 @@
 //! Identity travels in headers only, never in basic properties. Integers are written in the
 //! smallest signed width, as amqplib does, and read in any width.
 
+use std::sync::Arc;
+
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 use crate::settings::Identity;
@@ -123,6 +125,65 @@ impl IncomingHeaders {
     }
 }
 
+/// The headers of one publish: its own, over those it shares with the step's other publishes
+/// (the step's identity, [`step_headers`], built once). Kept apart until the publisher writes
+/// them, so that the shared part is copied once per publish, into the frame, and not into
+/// every message first and again for every attempt.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PublishHeaders {
+    shared: Option<Arc<FieldTable>>,
+    own: FieldTable,
+}
+
+impl PublishHeaders {
+    /// Headers with no shared part.
+    pub fn own(table: FieldTable) -> Self {
+        Self {
+            shared: None,
+            own: table,
+        }
+    }
+
+    /// Headers of their own (none yet) over `shared`.
+    pub fn over(shared: Arc<FieldTable>) -> Self {
+        Self {
+            shared: Some(shared),
+            own: FieldTable::default(),
+        }
+    }
+
+    /// Sets a header of this publish; it wins over a shared one of the same name.
+    pub fn insert(&mut self, name: &str, value: AMQPValue) {
+        self.own.insert(name.into(), value);
+    }
+
+    /// A header as it goes on the wire.
+    pub fn get(&self, name: &str) -> Option<&AMQPValue> {
+        self.own
+            .inner()
+            .get(name)
+            .or_else(|| self.shared.as_ref()?.inner().get(name))
+    }
+
+    /// The table as it goes on the wire: the shared headers, then this publish's own.
+    pub fn to_table(&self) -> FieldTable {
+        let Some(shared) = &self.shared else {
+            return self.own.clone();
+        };
+        let mut table = FieldTable::clone(shared);
+        for (name, value) in &self.own {
+            table.insert(name.clone(), value.clone());
+        }
+        table
+    }
+}
+
+impl From<FieldTable> for PublishHeaders {
+    fn from(table: FieldTable) -> Self {
+        Self::own(table)
+    }
+}
+
 /// Builds the headers of one incoming message's publishes (sailor-protocol.md 2.4): the
 /// step's [`step_headers`] with the message's [`add_lineage`].
 pub fn base_headers(
@@ -131,16 +192,16 @@ pub fn base_headers(
     incoming: &IncomingHeaders,
     thread_id: &str,
     start_ms: i64,
-) -> FieldTable {
-    let mut table = step_headers(identity, function);
-    add_lineage(&mut table, incoming, thread_id, start_ms);
-    table
+) -> PublishHeaders {
+    let mut headers = PublishHeaders::over(Arc::new(step_headers(identity, function)));
+    add_lineage(&mut headers, incoming, thread_id, start_ms);
+    headers
 }
 
 /// The headers every publish of a step carries, whatever the message: the
 /// `ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS` values, then the identity and `function` (which win
-/// over an additional variable of the same name). The worker builds them once; each publish
-/// clones them, which costs less than building them again.
+/// over an additional variable of the same name). The worker builds them once and shares
+/// them with every publish ([`PublishHeaders::over`]).
 pub fn step_headers(identity: &Identity, function: &str) -> FieldTable {
     let mut table = FieldTable::default();
     for (name, value) in &identity.additional {
@@ -161,57 +222,61 @@ pub fn step_headers(identity: &Identity, function: &str) -> FieldTable {
     table
 }
 
-/// Adds to `table` (a step's [`step_headers`]) what an incoming message gives each of its
-/// publishes: its `x-eio-meta-*` headers and `reply_to`, unless an additional variable of the
-/// step has the name, then `parentMessageId` (its `messageId`), `threadId` and `start`.
+/// Adds to `headers` (over a step's [`step_headers`]) what an incoming message gives each of
+/// its publishes: its `x-eio-meta-*` headers and `reply_to`, unless the step has a header of
+/// the name (an additional variable), then `parentMessageId` (its `messageId`), `threadId` and
+/// `start`.
 pub fn add_lineage(
-    table: &mut FieldTable,
+    headers: &mut PublishHeaders,
     incoming: &IncomingHeaders,
     thread_id: &str,
     start_ms: i64,
 ) {
-    let carried: Vec<_> = incoming
+    let reply_to = incoming
+        .reply_to
+        .as_deref()
+        .map(|reply_to| ("reply_to", text_value(reply_to)));
+    let carried = incoming
         .meta
         .iter()
         .map(|(name, value)| (name.as_str(), value.clone()))
-        .chain(
-            incoming
-                .reply_to
-                .as_deref()
-                .map(|reply_to| ("reply_to", text_value(reply_to))),
-        )
-        .filter(|(name, _)| !table.contains_key(name))
-        .collect();
+        .chain(reply_to);
     for (name, value) in carried {
-        table.insert(name.into(), value);
+        let step_has_it = headers
+            .shared
+            .as_ref()
+            .is_some_and(|shared| shared.contains_key(name));
+        if !step_has_it {
+            headers.insert(name, value);
+        }
     }
     if let Some(parent) = &incoming.message_id {
-        table.insert("parentMessageId".into(), text_value(parent));
+        headers.insert("parentMessageId", text_value(parent));
     }
-    table.insert("threadId".into(), text_value(thread_id));
-    table.insert("start".into(), int_value(start_ms));
+    headers.insert("threadId", text_value(thread_id));
+    headers.insert("start", int_value(start_ms));
 }
 
 /// Adds what each publish has of its own to headers built by [`base_headers`]: its
 /// `messageId` and `end` = now.
-pub fn stamp(table: &mut FieldTable, message_id: &str) {
-    table.insert(MESSAGE_ID.into(), text_value(message_id));
-    table.insert("end".into(), int_value(now_ms()));
+pub fn stamp(headers: &mut PublishHeaders, message_id: &str) {
+    headers.insert(MESSAGE_ID, text_value(message_id));
+    headers.insert("end", int_value(now_ms()));
 }
 
 /// The headers of a publish that answers no incoming message (a start-up error, keys from a
 /// credential check): the identity, a new thread and a new `messageId`, `start` and `end` now.
-pub fn standalone_headers(identity: &Identity, function: &str) -> FieldTable {
+pub fn standalone_headers(identity: &Identity, function: &str) -> PublishHeaders {
     let thread_id = uuid::Uuid::new_v4().to_string();
-    let mut table = base_headers(
+    let mut headers = base_headers(
         identity,
         function,
         &IncomingHeaders::default(),
         &thread_id,
         now_ms(),
     );
-    stamp(&mut table, &uuid::Uuid::new_v4().to_string());
-    table
+    stamp(&mut headers, &uuid::Uuid::new_v4().to_string());
+    headers
 }
 
 /// A variable name as lodash's `_.camelCase` turns it into a header name, the way
@@ -334,7 +399,8 @@ mod tests {
             reply_to: Some("reply".into()),
             ..IncomingHeaders::default()
         };
-        let table = base_headers(&identity, "send", &incoming, "thread", 5);
+        let headers = base_headers(&identity, "send", &incoming, "thread", 5);
+        let table = headers.to_table();
         let get = |name: &str| table.inner().get(name).and_then(text_of);
         assert_eq!(get("parentMessageId").as_deref(), Some("parent"));
         assert_eq!(get("taskId").as_deref(), Some("flow"));
@@ -343,6 +409,24 @@ mod tests {
         assert_eq!(get("reply_to").as_deref(), Some("reply"));
         assert_eq!(table.inner()["start"], AMQPValue::ShortShortInt(5));
         assert_eq!(table.inner().len(), 12);
+    }
+
+    #[test]
+    fn a_publish_header_of_its_own_wins_over_a_shared_one_and_both_go_on_the_wire() {
+        let mut shared = FieldTable::default();
+        shared.insert("stepId".into(), text_value("step_1"));
+        shared.insert("function".into(), text_value("send"));
+        let mut headers = PublishHeaders::over(Arc::new(shared.clone()));
+        headers.insert("function", text_value("mine"));
+        headers.insert(MESSAGE_ID, text_value("m-1"));
+        assert_eq!(headers.get("function"), Some(&text_value("mine")));
+        assert_eq!(headers.get("stepId"), Some(&text_value("step_1")));
+        assert_eq!(headers.get("absent"), None);
+        let mut wire = shared;
+        wire.insert("function".into(), text_value("mine"));
+        wire.insert(MESSAGE_ID.into(), text_value("m-1"));
+        assert_eq!(headers.to_table(), wire);
+        assert_eq!(PublishHeaders::from(wire.clone()).to_table(), wire);
     }
 
     #[test]
@@ -380,7 +464,7 @@ mod tests {
             meta: vec![("x-eio-meta-tenant".into(), text_value("incoming"))],
             ..IncomingHeaders::default()
         };
-        let table = base_headers(&identity, "send", &incoming, "thread", 5);
+        let table = base_headers(&identity, "send", &incoming, "thread", 5).to_table();
         let get = |name: &str| table.inner().get(name).and_then(text_of);
         assert_eq!(get("tenantId").as_deref(), Some("t-1"));
         assert_eq!(get("stepId").as_deref(), Some("step_2"), "identity wins");
@@ -393,7 +477,7 @@ mod tests {
             step_id: "step_1".into(),
             ..Identity::default()
         };
-        let table = standalone_headers(&identity, "verifyCredentials");
+        let table = standalone_headers(&identity, "verifyCredentials").to_table();
         let get = |name: &str| table.inner().get(name).and_then(text_of);
         assert_eq!(get("stepId").as_deref(), Some("step_1"));
         assert_eq!(get("function").as_deref(), Some("verifyCredentials"));

@@ -20,12 +20,11 @@
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
 use super::connection::{self, CLOSE_TIMEOUT, MAX_RECONNECT_DELAY, Role};
-use super::headers::{RETRY, int_value};
+use super::headers::{PublishHeaders, RETRY, int_value};
 use crate::settings::{AmqpUri, PublishRetry};
 use crate::telemetry::metrics;
 
@@ -85,8 +84,11 @@ pub struct Outgoing {
     pub routing_key: String,
     /// The body as it goes on the wire.
     pub body: Vec<u8>,
-    /// The properties (headers included); the delivery mode is set by the publisher.
+    /// The properties but the headers (any in here are replaced by `headers`); the delivery
+    /// mode is set by the publisher.
     pub properties: BasicProperties,
+    /// The headers.
+    pub headers: PublishHeaders,
 }
 
 /// What the broker said to one attempt.
@@ -194,21 +196,22 @@ impl Publisher {
         }
     }
 
+    /// The properties of one attempt: the message's, its headers written out (the `retry`
+    /// counter added from the second attempt on), the delivery mode the publisher's.
     fn properties(&self, message: &Outgoing, retry: u32) -> BasicProperties {
-        let mut properties = message
+        let mut headers = message.headers.to_table();
+        if retry > 0 {
+            headers.insert(RETRY.into(), int_value(i64::from(retry)));
+        }
+        message
             .properties
             .clone()
+            .with_headers(headers)
             .with_delivery_mode(if self.persistent {
                 PERSISTENT
             } else {
                 TRANSIENT
-            });
-        if retry > 0 {
-            let mut headers = properties.headers().clone().unwrap_or_default();
-            headers.insert(RETRY.into(), int_value(i64::from(retry)));
-            properties = properties.with_headers(headers);
-        }
-        properties
+            })
     }
 
     /// One publish on `channel`, with the broker's answer.
@@ -361,12 +364,11 @@ impl Publisher {
     }
 }
 
-/// Properties every publish starts from: JSON in UTF-8, with `headers`.
-pub fn json_properties(headers: FieldTable) -> BasicProperties {
+/// Properties every publish starts from: JSON in UTF-8.
+pub fn json_properties() -> BasicProperties {
     BasicProperties::default()
         .with_content_type("application/json".into())
         .with_content_encoding("utf8".into())
-        .with_headers(headers)
 }
 
 #[cfg(test)]
@@ -377,6 +379,7 @@ mod tests {
     use lapin::options::{
         BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     };
+    use lapin::types::FieldTable;
     use lapin::{ConnectionProperties, ExchangeKind};
 
     use super::*;
@@ -397,7 +400,7 @@ mod tests {
     }
 
     fn numbered(routing_key: &str, expiration: Option<&str>, i: usize) -> Outgoing {
-        let properties = json_properties(FieldTable::default());
+        let properties = json_properties();
         Outgoing {
             routing_key: routing_key.to_owned(),
             body: format!("{{\"i\":{i}}}").into_bytes(),
@@ -405,6 +408,7 @@ mod tests {
                 Some(ms) => properties.with_expiration(ms.into()),
                 None => properties,
             },
+            headers: PublishHeaders::default(),
         }
     }
 

@@ -26,7 +26,9 @@ use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value, json};
 
-use super::headers::{self, IncomingHeaders, PROTOCOL_VERSION, int_value, text_value};
+use super::headers::{
+    self, IncomingHeaders, PROTOCOL_VERSION, PublishHeaders, int_value, text_value,
+};
 use super::publisher::{Outgoing, PublishError, Publisher, json_properties};
 use crate::crypto::{Encoding, MessageCipher};
 use crate::emitter::{EmitError, EventSink};
@@ -64,7 +66,7 @@ pub struct StepWire {
     /// The process's publish rate limits.
     pub throttles: crate::throttle::Throttles,
     /// The headers every publish of the step carries ([`headers::step_headers`]).
-    pub step_headers: FieldTable,
+    pub step_headers: Arc<FieldTable>,
 }
 
 impl std::fmt::Debug for StepWire {
@@ -158,22 +160,22 @@ impl DeliverySink {
 
     /// The headers every publish of this delivery starts from: the step's, and the
     /// delivery's lineage.
-    fn base_headers(&self) -> FieldTable {
-        let mut table = self.wire.step_headers.clone();
+    fn base_headers(&self) -> PublishHeaders {
+        let mut headers = PublishHeaders::over(self.wire.step_headers.clone());
         let delivered = &self.delivered;
         headers::add_lineage(
-            &mut table,
+            &mut headers,
             &delivered.headers,
             &delivered.thread_id,
             delivered.start_ms,
         );
-        table
+        headers
     }
 
-    fn headers(&self, message_id: &str) -> FieldTable {
-        let mut table = self.base_headers();
-        headers::stamp(&mut table, message_id);
-        table
+    fn headers(&self, message_id: &str) -> PublishHeaders {
+        let mut headers = self.base_headers();
+        headers::stamp(&mut headers, message_id);
+        headers
     }
 
     /// `outgoing` when its body is within `ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT`.
@@ -221,9 +223,9 @@ impl DeliverySink {
         })?;
         let settings = self.settings();
         let body = settings.cipher.encode(&json, settings.protocol);
-        let mut table = self.headers(&id);
-        table.insert(
-            PROTOCOL_VERSION.into(),
+        let mut headers = self.headers(&id);
+        headers.insert(
+            PROTOCOL_VERSION,
             int_value(settings.protocol.protocol_version()),
         );
         self.within_limit(
@@ -231,7 +233,8 @@ impl DeliverySink {
             Outgoing {
                 routing_key,
                 body,
-                properties: json_properties(table),
+                properties: json_properties(),
+                headers,
             },
         )
     }
@@ -304,13 +307,13 @@ impl DeliverySink {
             .settings()
             .cipher
             .encode(payload.to_string().as_bytes(), Encoding::Base64);
-        let mut table = self.base_headers();
-        table.insert(
-            headers::MESSAGE_ID.into(),
+        let mut headers = self.base_headers();
+        headers.insert(
+            headers::MESSAGE_ID,
             text_value(&uuid::Uuid::new_v4().to_string()),
         );
-        table.insert(
-            PROTOCOL_VERSION.into(),
+        headers.insert(
+            PROTOCOL_VERSION,
             int_value(Encoding::Base64.protocol_version()),
         );
         self.within_limit(
@@ -318,7 +321,8 @@ impl DeliverySink {
             Outgoing {
                 routing_key: reply_to,
                 body,
-                properties: json_properties(table),
+                properties: json_properties(),
+                headers,
             },
         )
     }
@@ -333,15 +337,16 @@ impl DeliverySink {
         let reply_to = self.delivered.headers.reply_to.clone()?;
         let body: Value = serde_json::from_slice(&error.body).ok()?;
         let encrypted = body.get("error")?.as_str()?.as_bytes().to_vec();
-        let mut table = error.properties.headers().clone().unwrap_or_default();
-        table.insert(
-            ERROR_RESPONSE_HEADER.into(),
+        let mut headers = error.headers.clone();
+        headers.insert(
+            ERROR_RESPONSE_HEADER,
             lapin::types::AMQPValue::Boolean(true),
         );
         Some(Outgoing {
             routing_key: reply_to,
             body: encrypted,
-            properties: error.properties.clone().with_headers(table),
+            properties: error.properties.clone(),
+            headers,
         })
     }
 
@@ -369,12 +374,13 @@ impl DeliverySink {
 
     /// A `snapshot` or `updateSnapshot` (`event`), as sailor-nodejs sends both.
     fn snapshot(&self, snapshot: &Value, event: EventKind) -> Outgoing {
-        let mut table = self.headers(&uuid::Uuid::new_v4().to_string());
-        table.insert("snapshotEvent".into(), text_value(event.as_str()));
+        let mut headers = self.headers(&uuid::Uuid::new_v4().to_string());
+        headers.insert("snapshotEvent", text_value(event.as_str()));
         Outgoing {
             routing_key: self.settings().snapshot_routing_key.clone(),
             body: snapshot.to_string().into_bytes(),
-            properties: json_properties(table),
+            properties: json_properties(),
+            headers,
         }
     }
 
@@ -421,8 +427,8 @@ impl DeliverySink {
                 .delivered
                 .properties
                 .clone()
-                .with_headers(table)
                 .with_expiration(expiration.to_string().into()),
+            headers: table.into(),
         })
     }
 }
@@ -434,7 +440,7 @@ pub fn error_message(
     error_input: Option<&str>,
     cipher: &MessageCipher,
     routing_key: &str,
-    headers: FieldTable,
+    headers: PublishHeaders,
 ) -> Outgoing {
     let error = cipher.encode_base64(json!(report).to_string().as_bytes());
     let body = match error_input {
@@ -444,7 +450,8 @@ pub fn error_message(
     Outgoing {
         routing_key: routing_key.to_owned(),
         body: body.to_string().into_bytes(),
-        properties: json_properties(headers),
+        properties: json_properties(),
+        headers,
     }
 }
 
@@ -456,20 +463,18 @@ pub fn update_keys_message(
     protocol: Encoding,
     routing_key: &str,
     account: Option<&str>,
-    mut headers: FieldTable,
+    mut headers: PublishHeaders,
 ) -> Outgoing {
     // The token set leaves the process here, encrypted, for the platform to persist.
     let body = cipher.encode(keys.expose_json().to_string().as_bytes(), protocol);
-    headers.insert(
-        PROTOCOL_VERSION.into(),
-        int_value(protocol.protocol_version()),
-    );
-    headers.insert("accountId".into(), text_value(account.unwrap_or_default()));
-    headers.insert("keysEvent".into(), text_value("updateKeys"));
+    headers.insert(PROTOCOL_VERSION, int_value(protocol.protocol_version()));
+    headers.insert("accountId", text_value(account.unwrap_or_default()));
+    headers.insert("keysEvent", text_value("updateKeys"));
     Outgoing {
         routing_key: routing_key.to_owned(),
         body,
-        properties: json_properties(headers),
+        properties: json_properties(),
+        headers,
     }
 }
 
@@ -672,7 +677,7 @@ mod tests {
                 problem: "is not set",
             }),
             throttles: crate::throttle::Throttles::new(crate::throttle::RateLimits::default()),
-            step_headers: FieldTable::default(),
+            step_headers: Arc::default(),
         };
         let delivered = Delivered {
             headers,

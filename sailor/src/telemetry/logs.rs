@@ -300,18 +300,67 @@ fn write_entry(line: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?
     let _ = serde_json::to_writer(&mut *line, value);
 }
 
+/// What `LOG_LEVEL` lets through. A bare level (`info`, `warn`, ...), the usual value, is
+/// checked by level alone; anything else is a `tracing` env-filter directive. An env filter
+/// looks every span up in a locked map each time a task carrying it is polled, which a bare
+/// level has no use for.
+pub enum LogFilter {
+    /// Events and spans at this level or above.
+    Level(tracing_subscriber::filter::LevelFilter),
+    /// An env-filter directive (`info,sailor=debug`, ...).
+    Directives(Box<tracing_subscriber::EnvFilter>),
+}
+
+impl LogFilter {
+    /// The filter `LOG_LEVEL` says, `default_level` when it is unset or not a filter.
+    pub fn from_env(default_level: &str) -> Self {
+        let directive = std::env::var("LOG_LEVEL").unwrap_or_default();
+        Self::parse(&directive)
+            .or_else(|| Self::parse(default_level))
+            .unwrap_or(Self::Level(tracing_subscriber::filter::LevelFilter::INFO))
+    }
+
+    /// The filter of `directive`, if it is one.
+    pub fn parse(directive: &str) -> Option<Self> {
+        let directive = directive.trim();
+        if directive.is_empty() {
+            return None;
+        }
+        if let Ok(level) = directive.parse() {
+            return Some(Self::Level(level));
+        }
+        tracing_subscriber::EnvFilter::try_new(directive)
+            .ok()
+            .map(|filter| Self::Directives(Box::new(filter)))
+    }
+
+    fn into_layer<S>(self) -> Box<dyn Layer<S> + Send + Sync>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            Self::Level(level) => Box::new(level),
+            Self::Directives(filter) => filter,
+        }
+    }
+}
+
+impl From<tracing_subscriber::EnvFilter> for LogFilter {
+    fn from(filter: tracing_subscriber::EnvFilter) -> Self {
+        Self::Directives(Box::new(filter))
+    }
+}
+
 /// Installs the process-wide subscriber: lines of `format` on stderr, written in batches
-/// ([`super::batch`]), filtered by the `LOG_LEVEL` directive (default `default_level`). Keep
-/// the guard until the process is done logging: dropping it writes what still waits.
+/// ([`super::batch`]), filtered by `LOG_LEVEL` (default `default_level`, see [`LogFilter`]).
+/// Keep the guard until the process is done logging: dropping it writes what still waits.
 pub fn init(format: LogFormat, default_level: &str) -> FlushGuard<std::io::Stderr> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-        .unwrap_or_else(|_| default_level.into());
     let stderr = BatchedWriter::new(std::io::stderr());
     stderr.flush_before_panics();
     let guard = stderr.flush_guard();
     tracing::subscriber::set_global_default(subscriber(
         LineFormat::new(format, std::env::vars()),
-        filter,
+        LogFilter::from_env(default_level),
         stderr,
     ))
     .expect("the log subscriber is installed once, first thing in main");
@@ -321,14 +370,14 @@ pub fn init(format: LogFormat, default_level: &str) -> FlushGuard<std::io::Stder
 /// A subscriber writing `format`'s lines to `writer`: [`init`]'s, and the tests'.
 pub fn subscriber<W>(
     format: LineFormat,
-    filter: tracing_subscriber::EnvFilter,
+    filter: impl Into<LogFilter>,
     writer: W,
 ) -> impl Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::registry()
-        .with(filter)
+        .with(filter.into().into_layer())
         .with(LineLayer { format, writer })
 }
 
@@ -443,6 +492,53 @@ mod tests {
 
         fn make_writer(&'w self) -> Self::Writer {
             self.clone()
+        }
+    }
+
+    #[test]
+    fn a_bare_level_is_a_level_filter_and_anything_else_a_directive() {
+        use tracing_subscriber::filter::LevelFilter;
+        for (directive, level) in [("warn", LevelFilter::WARN), (" DEBUG ", LevelFilter::DEBUG)] {
+            assert!(
+                matches!(LogFilter::parse(directive), Some(LogFilter::Level(l)) if l == level),
+                "{directive}"
+            );
+        }
+        assert!(matches!(
+            LogFilter::parse("info,sailor=debug"),
+            Some(LogFilter::Directives(_))
+        ));
+        assert!(LogFilter::parse("  ").is_none());
+    }
+
+    #[test]
+    fn each_filter_lets_through_what_it_names_and_nothing_below() {
+        for directive in ["warn", "warn,sailor=warn"] {
+            let lines = Lines::default();
+            let subscriber = subscriber(
+                LineFormat::new(LogFormat::Json, [("HOSTNAME", "test")]),
+                LogFilter::parse(directive).unwrap(),
+                lines.clone(),
+            );
+            tracing::subscriber::with_default(subscriber, || {
+                // The worker's delivery span is at `error`, so that a filter that lets
+                // anything through keeps it.
+                let span = tracing::error_span!("delivery", messageId = "m-1");
+                let _entered = span.enter();
+                tracing::info!(message = "Message settled.");
+                tracing::warn!(message = "Publish not confirmed; retrying.");
+            });
+            let written = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+            let lines: Vec<Value> = written
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect();
+            assert_eq!(lines.len(), 1, "{directive}: {written}");
+            assert_eq!(
+                lines[0]["fields"]["message"],
+                "Publish not confirmed; retrying."
+            );
+            assert_eq!(lines[0]["messageId"], "m-1", "{directive}");
         }
     }
 

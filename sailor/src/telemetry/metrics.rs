@@ -371,10 +371,8 @@ fn by_function(function: &str) -> FunctionLabels {
 /// The `function` header every publish of a worker carries (the step's identity).
 fn function_of(message: &Outgoing) -> String {
     message
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|headers| headers.inner().get("function"))
+        .headers
+        .get("function")
         .and_then(text_of)
         .unwrap_or_default()
 }
@@ -414,7 +412,8 @@ mod tests {
         let message = Outgoing {
             routing_key: "k".into(),
             body: Vec::new(),
-            properties: json_properties(headers),
+            properties: json_properties(),
+            headers: headers.into(),
         };
         metrics.publish_retried(&message);
         metrics.publish_finished(&message, &Ok(()));
