@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
+use reqwest::header::HeaderValue;
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -45,6 +46,32 @@ pub struct Lease {
     pub generation: u64,
     /// The token set.
     pub tokens: Arc<TokenSet>,
+    /// `Bearer <access token>` as a sensitive header value (its `Debug` shows no token), made
+    /// once per generation instead of on every call; `None` when the token cannot be a
+    /// header value.
+    bearer: Option<HeaderValue>,
+}
+
+impl Lease {
+    /// Generation `generation` of the token set `tokens`.
+    pub fn new(generation: u64, tokens: Arc<TokenSet>) -> Self {
+        let bearer = format!("Bearer {}", tokens.access_token().expose_secret());
+        let bearer = HeaderValue::from_str(&bearer).ok().map(|mut value| {
+            value.set_sensitive(true);
+            value
+        });
+        Self {
+            generation,
+            tokens,
+            bearer,
+        }
+    }
+
+    /// The `Authorization` value of its access token, `None` when the token holds characters
+    /// no header may.
+    pub fn bearer(&self) -> Option<&HeaderValue> {
+        self.bearer.as_ref()
+    }
 }
 
 type RefreshFuture = Shared<BoxFuture<'static, Result<Lease, RefreshError>>>;
@@ -139,10 +166,7 @@ impl TokenCache {
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
-                    current: Lease {
-                        generation: 0,
-                        tokens: Arc::new(tokens),
-                    },
+                    current: Lease::new(0, Arc::new(tokens)),
                     in_flight: None,
                     dead: None,
                     unpublished: None,
@@ -285,10 +309,7 @@ impl TokenCache {
     /// Adopts a token set refreshed elsewhere (another replica of the step).
     pub fn adopt(&self, tokens: TokenSet) {
         let mut state = self.lock();
-        state.current = Lease {
-            generation: state.current.generation + 1,
-            tokens: Arc::new(tokens),
-        };
+        state.current = Lease::new(state.current.generation + 1, Arc::new(tokens));
         state.dead = None;
         state.unpublished = None;
     }
@@ -551,10 +572,7 @@ impl TokenCache {
             state.in_flight = None;
             // Numbered after the current generation, not after the refreshed one: a token set
             // adopted meanwhile took that number.
-            state.current = Lease {
-                generation: state.current.generation + 1,
-                tokens,
-            };
+            state.current = Lease::new(state.current.generation + 1, tokens);
             state.dead = None;
             state.unpublished = published.is_err().then(|| emitter.clone());
             state.current.clone()
@@ -675,5 +693,16 @@ mod tests {
             format!("{cache:?}"),
             "TokenCache { generation: 0, mode: On401, .. }"
         );
+    }
+
+    #[test]
+    fn a_lease_carries_its_bearer_header_and_shows_no_token() {
+        let lease = cache_without_endpoint("at-s3cret").current();
+        let bearer = lease.bearer().expect("a header-safe token");
+        assert_eq!(bearer.as_bytes(), b"Bearer at-s3cret");
+        assert!(bearer.is_sensitive());
+        assert!(!format!("{lease:?}").contains("s3cret"), "{lease:?}");
+        let unsafe_token = cache_without_endpoint("at-\nline").current();
+        assert!(unsafe_token.bearer().is_none());
     }
 }

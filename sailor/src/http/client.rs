@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
@@ -202,16 +202,11 @@ impl AuthClient {
         mut request: reqwest::Request,
         lease: &Lease,
     ) -> Result<Response, AuthError> {
-        let mut bearer = HeaderValue::from_str(&format!(
-            "Bearer {}",
-            lease.tokens.access_token().expose_secret()
-        ))
-        .map_err(|_| {
+        let bearer = lease.bearer().cloned().ok_or_else(|| {
             AuthError::Refresh(RefreshError::InvalidResponse(
                 "the access token is not header-safe".into(),
             ))
         })?;
-        bearer.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, bearer);
         self.http
             .execute(request)
