@@ -190,6 +190,14 @@ async fn the_worker_binary_logs_json_without_secrets_and_exits_0_on_sigterm() {
         assert_eq!(line["stepId"], "step_2", "{line}");
         assert_eq!(line["function"], "request", "{line}");
     }
+    let once = messages
+        .iter()
+        .filter(|m| **m == "Rotated keys destinations.")
+        .count();
+    assert_eq!(once, 1, "the keys route is logged once: {messages:?}");
+    // A clean stop logs no error: nothing an operator's alerting should wake anyone for.
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "errors on a clean stop: {errors:?}");
     bed::assert_no_secret_in(&logs);
     bed.cleanup().await;
 }

@@ -165,7 +165,8 @@ pub async fn run(
         let publisher = Arc::new(
             KeysPublisher::new(settings.keys_settings(), account.clone()).for_function(step.name()),
         );
-        let keys = keys_delivery(&settings, account.as_deref()).router(Some(publisher.clone()));
+        let keys =
+            keys_delivery(&settings, account.as_deref(), false).router(Some(publisher.clone()));
         let hooked = hooks::before_consuming(&settings, step, keys).await;
         publisher.close().await;
         hooked?;
@@ -206,9 +207,12 @@ fn keys_route(settings: &Settings, account: Option<&str>) -> Result<KeysRoute, S
 }
 
 /// The process's keys delivery: the route, and the platform API client when it is on it.
-fn keys_delivery(settings: &Settings, account: Option<&str>) -> Arc<KeysDelivery> {
+/// `announce` logs the route (or why it fell back to the broker); the worker does once.
+fn keys_delivery(settings: &Settings, account: Option<&str>, announce: bool) -> Arc<KeysDelivery> {
     let route = keys_route(settings, account).unwrap_or_else(|problem| {
-        tracing::error!(message = "Rotated keys go to the broker only.", %problem);
+        if announce {
+            tracing::error!(message = "Rotated keys go to the broker only.", %problem);
+        }
         KeysRoute {
             amqp: true,
             api: false,
@@ -219,11 +223,13 @@ fn keys_delivery(settings: &Settings, account: Option<&str>) -> Arc<KeysDelivery
         .clone()
         .zip(account)
         .map(|(api, account)| AccountsApi::new(api, account));
-    tracing::info!(
-        message = "Rotated keys destinations.",
-        amqp = route.amqp,
-        api = route.api
-    );
+    if announce {
+        tracing::info!(
+            message = "Rotated keys destinations.",
+            amqp = route.amqp,
+            api = route.api
+        );
+    }
     KeysDelivery::new(route, api)
 }
 
@@ -318,7 +324,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let account = step.config().account.clone();
-    let keys = keys_delivery(&settings, account.as_deref());
+    let keys = keys_delivery(&settings, account.as_deref(), true);
     let settings = Arc::new(settings);
     let publisher = Arc::new(Publisher::new(
         settings.amqp_uri.clone(),

@@ -348,11 +348,16 @@ impl Publisher {
     /// still connecting.
     pub async fn close(&self) {
         let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            let connection = {
+            let (channel, connection) = {
                 let mut link = self.link.lock().await;
-                link.channel = None;
-                link.connection.take()
+                (link.channel.take(), link.connection.take())
             };
+            // The channel is closed first, and waited for: a channel dropped open is closed
+            // by lapin in the background, and a connection closed meanwhile finds it half
+            // closed, which lapin logs as a connection error.
+            if let Some(channel) = channel.filter(|channel| channel.status().connected()) {
+                let _ = channel.close(200, "worker stopping".into()).await;
+            }
             if let Some(connection) = connection {
                 let _ = connection.close(200, "worker stopping".into()).await;
             }
