@@ -285,9 +285,9 @@ impl Metrics {
             .last_publishes
             .lock()
             .expect("no code panics while holding this lock");
-        if !last
+        if last
             .as_ref()
-            .is_some_and(|counters| counters.function.as_bytes() == function)
+            .is_none_or(|counters| counters.function.as_bytes() != function)
         {
             let function = String::from_utf8_lossy(function).into_owned();
             *last = Some(PublishCounters {
