@@ -377,6 +377,12 @@ pub async fn serve(
         prefetch = settings.prefetch
     );
 
+    // The publishing connection opens now, beside the consuming one, as sailor-nodejs opens
+    // both at start-up: the first output does not wait for a second handshake.
+    let opening = tokio::spawn({
+        let publisher = publisher.clone();
+        async move { publisher.open().await }
+    });
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut delay = settings.reconnect.delay.unwrap_or(INITIAL_RECONNECT_DELAY);
@@ -477,6 +483,7 @@ pub async fn serve(
             ),
         }
     }
+    opening.abort();
     let closed = tokio::time::timeout_at(deadline, async {
         if let Some(subscription) = last {
             subscription.close().await;

@@ -182,6 +182,14 @@ impl Publisher {
         Ok((link.opened, channel))
     }
 
+    /// Opens the connection and its confirm channel ahead of the first publish, which then
+    /// does not wait for a handshake. A failure is left to that publish, which connects again.
+    pub async fn open(&self) {
+        if let Err(error) = self.channel().await {
+            tracing::debug!(message = "Opening the publishing connection ahead failed.", %error);
+        }
+    }
+
     /// A channel for one publish alone, on the shared connection.
     async fn private_channel(&self) -> Result<Channel, lapin::Error> {
         let mut link = self.link.lock().await;
