@@ -160,13 +160,14 @@ pub async fn run(
             .into_step(registry, &settings.function)?;
         let step = &loaded.step;
         let account = step.config().account.clone();
-        keys_route(&settings, account.as_deref()).map_err(WorkerError::KeysDestination)?;
+        let route =
+            keys_route(&settings, account.as_deref()).map_err(WorkerError::KeysDestination)?;
         // The hooks run outside any delivery: their keys go out as standalone messages.
         let publisher = Arc::new(
             KeysPublisher::new(settings.keys_settings(), account.clone()).for_function(step.name()),
         );
         let keys =
-            keys_delivery(&settings, account.as_deref(), false).router(Some(publisher.clone()));
+            keys_delivery(&settings, account.as_deref(), route).router(Some(publisher.clone()));
         let hooked = hooks::before_consuming(&settings, step, keys).await;
         publisher.close().await;
         hooked?;
@@ -206,30 +207,35 @@ fn keys_route(settings: &Settings, account: Option<&str>) -> Result<KeysRoute, S
         .resolve(settings.platform_api.is_some(), true, account)
 }
 
-/// The process's keys delivery: the route, and the platform API client when it is on it.
-/// `announce` logs the route (or why it fell back to the broker); the worker does once.
-fn keys_delivery(settings: &Settings, account: Option<&str>, announce: bool) -> Arc<KeysDelivery> {
+/// The worker's keys route, logged once: the broker alone when the environment allows no
+/// other (with why).
+fn announced_keys_route(settings: &Settings, account: Option<&str>) -> KeysRoute {
     let route = keys_route(settings, account).unwrap_or_else(|problem| {
-        if announce {
-            tracing::error!(message = "Rotated keys go to the broker only.", %problem);
-        }
+        tracing::error!(message = "Rotated keys go to the broker only.", %problem);
         KeysRoute {
             amqp: true,
             api: false,
         }
     });
+    tracing::info!(
+        message = "Rotated keys destinations.",
+        amqp = route.amqp,
+        api = route.api
+    );
+    route
+}
+
+/// The process's keys delivery on `route`, with the platform API client when it is on it.
+fn keys_delivery(
+    settings: &Settings,
+    account: Option<&str>,
+    route: KeysRoute,
+) -> Arc<KeysDelivery> {
     let api = settings
         .platform_api
         .clone()
         .zip(account)
         .map(|(api, account)| AccountsApi::new(api, account));
-    if announce {
-        tracing::info!(
-            message = "Rotated keys destinations.",
-            amqp = route.amqp,
-            api = route.api
-        );
-    }
     KeysDelivery::new(route, api)
 }
 
@@ -324,7 +330,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let account = step.config().account.clone();
-    let keys = keys_delivery(&settings, account.as_deref(), true);
+    let route = announced_keys_route(&settings, account.as_deref());
+    let keys = keys_delivery(&settings, account.as_deref(), route);
     let settings = Arc::new(settings);
     let publisher = Arc::new(Publisher::new(
         settings.amqp_uri.clone(),

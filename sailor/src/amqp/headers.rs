@@ -136,14 +136,6 @@ pub struct PublishHeaders {
 }
 
 impl PublishHeaders {
-    /// Headers with no shared part.
-    pub fn own(table: FieldTable) -> Self {
-        Self {
-            shared: None,
-            own: table,
-        }
-    }
-
     /// Headers of their own (none yet) over `shared`.
     pub fn over(shared: Arc<FieldTable>) -> Self {
         Self {
@@ -178,9 +170,13 @@ impl PublishHeaders {
     }
 }
 
+/// Headers of their own, with no shared part.
 impl From<FieldTable> for PublishHeaders {
     fn from(table: FieldTable) -> Self {
-        Self::own(table)
+        Self {
+            shared: None,
+            own: table,
+        }
     }
 }
 

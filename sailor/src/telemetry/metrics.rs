@@ -274,12 +274,16 @@ impl Metrics {
     /// A publish finished with `result`; its function is read from its `function` header.
     pub fn publish_finished(&self, message: &Outgoing, result: &Result<(), PublishError>) {
         let outcome = match result {
-            Ok(()) => 0,
-            Err(PublishError::Nacked { .. }) => 1,
-            Err(PublishError::Unroutable { .. }) => 2,
-            Err(PublishError::Refused { .. }) => 3,
-            Err(PublishError::Unreachable { .. }) => 4,
+            Ok(()) => "confirmed",
+            Err(PublishError::Nacked { .. }) => "nacked",
+            Err(PublishError::Unroutable { .. }) => "returned",
+            Err(PublishError::Refused { .. }) => "refused",
+            Err(PublishError::Unreachable { .. }) => "unreachable",
         };
+        let outcome = PUBLISH_OUTCOMES
+            .iter()
+            .position(|known| *known == outcome)
+            .expect("every outcome is in PUBLISH_OUTCOMES");
         let function = function_bytes(message);
         let mut last = self
             .last_publishes
