@@ -125,8 +125,9 @@ struct Worker {
     wire: Arc<StepWire>,
     /// Where the step's `updateKeys` go: the broker, the platform API, or both.
     keys: Arc<KeysDelivery>,
-    /// Message ids being processed.
-    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Message ids being processed. Hashed with foldhash: the map holds at most a prefetch
+    /// of ids, and std's SipHash cost more than the rest of the bookkeeping.
+    in_flight: Mutex<HashMap<String, InFlight, foldhash::fast::RandomState>>,
     permits: Semaphore,
     /// What `/healthz` and `/readyz` answer.
     health: Arc<Health>,
@@ -358,7 +359,7 @@ pub async fn serve(
             step_headers,
         }),
         keys,
-        in_flight: Mutex::new(HashMap::new()),
+        in_flight: Mutex::new(HashMap::default()),
         permits: Semaphore::new(usize::from(settings.prefetch)),
         health: Arc::new(Health::new(
             settings.stuck_delivery_timeout,
@@ -596,7 +597,9 @@ impl Worker {
         );
     }
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, InFlight>> {
+    fn lock_in_flight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, InFlight, foldhash::fast::RandomState>> {
         self.in_flight
             .lock()
             .expect("no code panics while holding this lock")
@@ -763,7 +766,10 @@ async fn settle_one(acker: &Acker, decision: Decision) {
         }
     };
     match settled {
-        Ok(true) => tracing::info!(message = "Message settled.", decision = decision.as_str()),
+        // At `debug`: a line per message is most of what logging costs a busy worker, and the
+        // metrics count every settlement (`component_messages_total`); what goes wrong with
+        // one is a warning below.
+        Ok(true) => tracing::debug!(message = "Message settled.", decision = decision.as_str()),
         Ok(false) => tracing::warn!(
             message = "Message not settled: its channel is closed; the broker will redeliver it.",
             decision = decision.as_str()

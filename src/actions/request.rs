@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use url::Url;
 
 use super::response::{body_json, headers_json};
@@ -244,13 +244,17 @@ impl Action for Request {
                 excerpt: excerpt(&bytes, ctx.redactor()),
             });
         }
-        let body = body_json(content_type.as_deref(), &bytes);
+        // Built from its parts, which move in: `json!` would copy the headers and the body
+        // through `to_value`.
+        let mut output = Map::with_capacity(3);
+        output.insert("status".to_owned(), status.as_u16().into());
+        output.insert("headers".to_owned(), Value::Object(headers));
+        output.insert(
+            "body".to_owned(),
+            body_json(content_type.as_deref(), &bytes),
+        );
         ctx.emitter()
-            .data(Message::with_body(json!({
-                "status": status.as_u16(),
-                "headers": headers,
-                "body": body,
-            })))
+            .data(Message::with_body(Value::Object(output)))
             .await?;
         Ok(())
     }
@@ -259,6 +263,7 @@ impl Action for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn config(fields: Value) -> StepConfig {
         StepConfig::from_value(fields).unwrap()

@@ -9,16 +9,22 @@ use serde_json::{Map, Value};
 
 /// Headers as a JSON object; repeated headers become a list, in order.
 pub fn headers_json(headers: &HeaderMap) -> Map<String, Value> {
-    let mut out = Map::new();
+    let text = |value: &reqwest::header::HeaderValue| {
+        Value::from(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    };
+    let mut out = Map::with_capacity(headers.keys_len());
     for name in headers.keys() {
-        let values: Vec<Value> = headers
-            .get_all(name)
-            .iter()
-            .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
-        let value = match <[Value; 1]>::try_from(values) {
-            Ok([one]) => one,
-            Err(many) => Value::Array(many),
+        let mut values = headers.get_all(name).iter();
+        let first = values.next().map_or(Value::Null, text);
+        // Most headers come once: a list only for those that repeat.
+        let value = match values.next() {
+            None => first,
+            Some(second) => Value::Array(
+                [first, text(second)]
+                    .into_iter()
+                    .chain(values.map(text))
+                    .collect(),
+            ),
         };
         out.insert(name.as_str().to_owned(), value);
     }
@@ -32,8 +38,11 @@ pub fn body_json(content_type: Option<&str>, bytes: &[u8]) -> Value {
         return Value::Null;
     }
     let may_be_json = content_type.is_none_or(|ct| {
-        let ct = ct.to_ascii_lowercase();
-        ct.contains("json") || ct.starts_with("text/plain")
+        let ct = ct.as_bytes();
+        ct.windows(4).any(|w| w.eq_ignore_ascii_case(b"json"))
+            || ct
+                .get(..10)
+                .is_some_and(|start| start.eq_ignore_ascii_case(b"text/plain"))
     });
     if may_be_json && let Ok(value) = serde_json::from_slice(bytes) {
         return value;
@@ -58,6 +67,11 @@ mod tests {
             json!([1])
         );
         assert_eq!(body_json(None, b"42"), json!(42));
+        assert_eq!(body_json(Some("Application/JSON"), b"[2]"), json!([2]));
+        assert_eq!(
+            body_json(Some("TEXT/PLAIN; charset=utf-8"), b"true"),
+            json!(true)
+        );
         assert_eq!(body_json(Some("text/csv"), b"1,2\n"), json!("1,2\n"));
         assert_eq!(body_json(Some("text/html"), b"{}"), json!("{}"));
         assert_eq!(
@@ -74,9 +88,12 @@ mod tests {
         headers.insert("x-one", HeaderValue::from_static("1"));
         headers.append(SET_COOKIE, HeaderValue::from_static("a=1"));
         headers.append(SET_COOKIE, HeaderValue::from_static("b=2"));
+        headers.append("x-three", HeaderValue::from_static("1"));
+        headers.append("x-three", HeaderValue::from_static("2"));
+        headers.append("x-three", HeaderValue::from_static("3"));
         assert_eq!(
             Value::Object(headers_json(&headers)),
-            json!({"x-one": "1", "set-cookie": ["a=1", "b=2"]})
+            json!({"x-one": "1", "set-cookie": ["a=1", "b=2"], "x-three": ["1", "2", "3"]})
         );
     }
 }
