@@ -128,11 +128,13 @@ impl IncomingHeaders {
 /// The headers of one publish: its own, over those it shares with the step's other publishes
 /// (the step's identity, [`step_headers`], built once). Kept apart until the publisher writes
 /// them, so that the shared part is copied once per publish, into the frame, and not into
-/// every message first and again for every attempt.
+/// every message first and again for every attempt. The own headers are a short list, not a
+/// table: a message has half a dozen, each set once, and they go into the written table
+/// anyway.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PublishHeaders {
     shared: Option<Arc<FieldTable>>,
-    own: FieldTable,
+    own: Vec<(ShortString, AMQPValue)>,
 }
 
 impl PublishHeaders {
@@ -140,29 +142,33 @@ impl PublishHeaders {
     pub fn over(shared: Arc<FieldTable>) -> Self {
         Self {
             shared: Some(shared),
-            own: FieldTable::default(),
+            own: Vec::with_capacity(OWN_HEADERS_CAPACITY),
         }
     }
 
     /// Sets a header of this publish; it wins over a shared one of the same name.
     pub fn insert(&mut self, name: &str, value: AMQPValue) {
-        self.own.insert(name.into(), value);
+        match self.own.iter_mut().find(|(known, _)| known.as_str() == name) {
+            Some((_, known)) => *known = value,
+            None => self.own.push((name.into(), value)),
+        }
     }
 
     /// A header as it goes on the wire.
     pub fn get(&self, name: &str) -> Option<&AMQPValue> {
         self.own
-            .inner()
-            .get(name)
+            .iter()
+            .find(|(known, _)| known.as_str() == name)
+            .map(|(_, value)| value)
             .or_else(|| self.shared.as_ref()?.inner().get(name))
     }
 
     /// The table as it goes on the wire: the shared headers, then this publish's own.
     pub fn to_table(&self) -> FieldTable {
-        let Some(shared) = &self.shared else {
-            return self.own.clone();
-        };
-        let mut table = FieldTable::clone(shared);
+        let mut table = self
+            .shared
+            .as_deref()
+            .map_or_else(FieldTable::default, FieldTable::clone);
         for (name, value) in &self.own {
             table.insert(name.clone(), value.clone());
         }
@@ -170,13 +176,14 @@ impl PublishHeaders {
     }
 }
 
-/// Headers of their own, with no shared part.
+/// Room for a message's own headers without growing: its lineage (`parentMessageId`,
+/// `threadId`, `start`), its stamp (`messageId`, `end`) and `protocolVersion`.
+const OWN_HEADERS_CAPACITY: usize = 8;
+
+/// A whole table of headers, none of them set since.
 impl From<FieldTable> for PublishHeaders {
     fn from(table: FieldTable) -> Self {
-        Self {
-            shared: None,
-            own: table,
-        }
+        Self::over(Arc::new(table))
     }
 }
 
