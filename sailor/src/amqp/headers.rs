@@ -148,7 +148,11 @@ impl PublishHeaders {
 
     /// Sets a header of this publish; it wins over a shared one of the same name.
     pub fn insert(&mut self, name: &str, value: AMQPValue) {
-        match self.own.iter_mut().find(|(known, _)| known.as_str() == name) {
+        match self
+            .own
+            .iter_mut()
+            .find(|(known, _)| known.as_str() == name)
+        {
             Some((_, known)) => *known = value,
             None => self.own.push((name.into(), value)),
         }

@@ -132,6 +132,14 @@ impl Link {
         }
         Ok(self.connection.as_ref().expect("connected just above"))
     }
+
+    /// A new shared confirm channel, on a new connection if the old one broke.
+    async fn reopen(&mut self, uri: &AmqpUri) -> Result<(u64, Channel), lapin::Error> {
+        let channel = confirm_channel(self.connection(uri).await?).await?;
+        self.opened += 1;
+        self.channel = Some(channel.clone());
+        Ok((self.opened, channel))
+    }
 }
 
 impl std::fmt::Debug for Publisher {
@@ -176,10 +184,9 @@ impl Publisher {
         {
             return Ok((link.opened, channel.clone()));
         }
-        let channel = confirm_channel(link.connection(&self.uri).await?).await?;
-        link.opened += 1;
-        link.channel = Some(channel.clone());
-        Ok((link.opened, channel))
+        // Boxed, like every rare path of a publish: a future carries the size of everything
+        // it may await, and each publish's would otherwise carry a connection handshake.
+        Box::pin(link.reopen(&self.uri)).await
     }
 
     /// Opens the connection and its confirm channel ahead of the first publish, which then
@@ -257,7 +264,7 @@ impl Publisher {
         let (link, channel) = self.channel().await?;
         let outcome = self.publish_on(&channel, message, retry).await;
         if outcome.is_err() {
-            self.forget(link).await;
+            Box::pin(self.forget(link)).await;
         }
         outcome
     }
@@ -290,7 +297,7 @@ impl Publisher {
         let mut unreachable_since: Option<Instant> = None;
         loop {
             let outcome = if refused_once {
-                self.attempt_alone(message, retry).await
+                Box::pin(self.attempt_alone(message, retry)).await
             } else {
                 self.attempt(message, retry).await
             };
@@ -348,7 +355,7 @@ impl Publisher {
                 retry_in_ms = delay.as_millis() as u64
             );
             metrics::get().publish_retried(message);
-            tokio::time::sleep(delay).await;
+            Box::pin(tokio::time::sleep(delay)).await;
         }
     }
 

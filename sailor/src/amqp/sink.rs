@@ -203,7 +203,8 @@ impl DeliverySink {
             .is_passthrough
             .then(|| self.inherited_passthrough());
         if self.settings().object_storage.emit_lightweight {
-            self.lighten(&mut message, passthrough.as_mut()).await?;
+            // Boxed: an upload is rare, and would make every data event's future its size.
+            Box::pin(self.lighten(&mut message, passthrough.as_mut())).await?;
         }
         if let Some(mut passthrough) = passthrough {
             if !self.settings().no_self_passthrough {
@@ -530,16 +531,21 @@ impl EventSink for DeliverySink {
             _ => {}
         }
         let published = match &event {
-            Some(Event::HttpReply(_)) => self.publish_reply(kind, &outgoing).await,
+            // The rare events' publishes are boxed, so that a data event's future, the
+            // common one, is not the size of theirs.
+            Some(Event::HttpReply(_)) => Box::pin(self.publish_reply(kind, &outgoing)).await,
             Some(Event::Error(_)) => match self.error_reply(&outgoing) {
                 // Both confirmed, or the error does not count as published; a reply the
                 // broker will never take does not hold the input back, since requeueing it
                 // would only publish the same error again.
                 Some(reply) => {
-                    let (error, reply) = tokio::join!(
-                        self.wire.publisher.publish(&outgoing),
-                        self.publish_reply(kind, &reply)
-                    );
+                    let (error, reply) = Box::pin(async {
+                        tokio::join!(
+                            self.wire.publisher.publish(&outgoing),
+                            self.publish_reply(kind, &reply)
+                        )
+                    })
+                    .await;
                     let reply = reply.or_else(|error| {
                         if error.is_permanent() {
                             tracing::warn!(message = "The error reply was refused; it is dropped.", %error);
@@ -550,7 +556,7 @@ impl EventSink for DeliverySink {
                     });
                     error.and(reply)
                 }
-                None => self.wire.publisher.publish(&outgoing).await,
+                None => Box::pin(self.wire.publisher.publish(&outgoing)).await,
             },
             _ => self.wire.publisher.publish(&outgoing).await,
         };

@@ -234,10 +234,8 @@ impl TokenCache {
         }
         // A token that is due but not yet expired is still good while the endpoint is down.
         let still_valid = self.inner.mode == RefreshMode::On401 && !lease.tokens.is_expired(now, 0);
-        match self
-            .refresh_generation(lease.generation, emitter, !still_valid)
-            .await
-        {
+        // Boxed: a refresh is rare, and every call's future would otherwise be its size.
+        match Box::pin(self.refresh_generation(lease.generation, emitter, !still_valid)).await {
             Err(error) if still_valid && error.is_retryable() => {
                 tracing::warn!(message = "Proactive refresh failed; using the current token until it expires.", %error);
                 Ok(lease)
@@ -295,7 +293,8 @@ impl TokenCache {
     async fn pass_gate(&self) {
         if !*self.inner.gate.borrow() {
             let mut gate = self.inner.gate.subscribe();
-            let _ = gate.wait_for(|open| *open).await;
+            // Boxed, as the other rare waits of a call.
+            let _ = Box::pin(gate.wait_for(|open| *open)).await;
         }
     }
 
@@ -598,6 +597,12 @@ impl TokenCache {
         if self.lock().unpublished.is_none() {
             return Ok(());
         }
+        // Boxed: keys left unpublished are rare, and every call passes here.
+        Box::pin(self.republish_unpublished(emitter)).await
+    }
+
+    /// [`Self::republish`] once some keys wait.
+    async fn republish_unpublished(&self, emitter: Option<&Emitter>) -> Result<(), RefreshError> {
         let _publishing = self.inner.publishing.lock().await;
         let (lease, failed_through) = {
             let mut state = self.lock();

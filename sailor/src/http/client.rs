@@ -179,6 +179,19 @@ impl AuthClient {
         if !is_token_rejected(&response) {
             return Ok(response);
         }
+        // Boxed: a rejected token is rare, and every call's future would otherwise carry a
+        // refresh and a second request.
+        Box::pin(self.replay_after_rejection(response, lease, replay)).await
+    }
+
+    /// The rest of [`Self::send`] after the API rejected the token of `lease`: refresh, then
+    /// `replay` once with the new token.
+    async fn replay_after_rejection(
+        &self,
+        response: Response,
+        lease: Lease,
+        replay: reqwest::Request,
+    ) -> Result<Response, AuthError> {
         tracing::info!(
             message = "API rejected the access token; refreshing.",
             status = response.status().as_u16(),
