@@ -12,9 +12,10 @@
 //! older keys are never PUT over newer ones. A destination that already confirmed a set of
 //! keys is not sent it again when only the other one failed.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -333,16 +334,26 @@ impl std::fmt::Debug for KeysRouter {
     }
 }
 
-#[async_trait]
+/// Written out rather than with `#[async_trait]`: every other event is handed to the inner
+/// sink's future, already boxed, instead of being boxed once more around it.
 impl EventSink for KeysRouter {
-    async fn publish(&self, event: Event) -> Result<(), EmitError> {
+    fn publish<'life0, 'async_trait>(
+        &'life0 self,
+        event: Event,
+    ) -> Pin<Box<dyn Future<Output = Result<(), EmitError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         match (event, &self.inner) {
-            (Event::UpdateKeys(keys), inner) => self.delivery.deliver(keys, inner.as_deref()).await,
-            (event, Some(inner)) => inner.publish(event).await,
-            (event, None) => Err(EmitError::Refused {
+            (Event::UpdateKeys(keys), inner) => {
+                Box::pin(self.delivery.deliver(keys, inner.as_deref()))
+            }
+            (event, Some(inner)) => inner.publish(event),
+            (event, None) => Box::pin(std::future::ready(Err(EmitError::Refused {
                 kind: event.kind(),
                 reason: "this process publishes updateKeys only".to_owned(),
-            }),
+            }))),
         }
     }
 }
