@@ -223,7 +223,7 @@ impl DeliverySink {
             reason: error.to_string(),
         })?;
         let settings = self.settings();
-        let body = settings.cipher.encode(&json, settings.protocol);
+        let body = settings.cipher.encode_owned(json, settings.protocol);
         let mut headers = self.headers(&id);
         headers.insert(
             PROTOCOL_VERSION,
