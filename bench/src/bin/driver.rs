@@ -33,6 +33,10 @@ enum Target {
     Sailor,
     /// `bench-loop`, the bare hand-written loop.
     Loop,
+    /// `bench-loop --connections 2`: the loop publishing on a connection of its own, as both
+    /// sailors and the worker do (a publisher blocked by the broker then never holds up the
+    /// consumer's acks).
+    Loop2,
 }
 
 impl Target {
@@ -41,6 +45,7 @@ impl Target {
             Target::Ours => "ours",
             Target::Sailor => "sailor-nodejs",
             Target::Loop => "bare loop",
+            Target::Loop2 => "bare loop, 2 connections",
         }
     }
 }
@@ -72,7 +77,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "transient,persistent")]
     modes: Vec<String>,
     /// Targets, in the order they run within a run.
-    #[arg(long, value_delimiter = ',', default_value = "ours,sailor,loop")]
+    #[arg(long, value_delimiter = ',', default_value = "ours,sailor,loop,loop2")]
     targets: Vec<Target>,
     /// Bytes of each input's JSON body in the table (640: about 0.9 KB on the wire).
     #[arg(long, default_value_t = 640)]
@@ -295,6 +300,11 @@ impl Bed {
                 command
             }
             Target::Loop => tokio::process::Command::new(self.bin_dir.join("bench-loop")),
+            Target::Loop2 => {
+                let mut command = tokio::process::Command::new(self.bin_dir.join("bench-loop"));
+                command.args(["--connections", "2"]);
+                command
+            }
             Target::Sailor => {
                 let mut command = tokio::process::Command::new("node");
                 command
@@ -596,9 +606,9 @@ async fn table(bed: &Bed, args: &Args) -> anyhow::Result<BTreeMap<Target, Vec<Sa
         }
     }
     println!(
-        "\n| prefetch | mode | ours/loop msgs/s (>= 0.95) | ours/loop CPU (<= 1.15) | ours/loop RSS (<= 1.25) | ours/sailor msgs/s (>= 2.5) |"
+        "\n| prefetch | mode | ours/loop msgs/s (>= 0.95) | ours/loop CPU (<= 1.15) | ours/loop RSS (<= 1.25) | ours/sailor msgs/s (>= 2.5) | ours/loop2 msgs/s | ours/loop2 CPU |"
     );
-    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (prefetch, mode, cells) in ratios {
         let ratio =
             |a: Target, b: Target, f: fn(&Sample) -> f64| match paired_ratio(&cells, a, b, f) {
@@ -606,11 +616,13 @@ async fn table(bed: &Bed, args: &Args) -> anyhow::Result<BTreeMap<Target, Vec<Sa
                 None => "-".into(),
             };
         println!(
-            "| {prefetch} | {mode} | {} | {} | {} | {} |",
+            "| {prefetch} | {mode} | {} | {} | {} | {} | {} | {} |",
             ratio(Target::Ours, Target::Loop, |s| s.rate),
             ratio(Target::Ours, Target::Loop, |s| s.cpu_per_1000),
             ratio(Target::Ours, Target::Loop, |s| s.peak_rss_mib),
             ratio(Target::Ours, Target::Sailor, |s| s.rate),
+            ratio(Target::Ours, Target::Loop2, |s| s.rate),
+            ratio(Target::Ours, Target::Loop2, |s| s.cpu_per_1000),
         );
     }
     Ok(all)

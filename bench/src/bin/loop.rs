@@ -5,6 +5,9 @@
 //! encrypt, publish on a confirm channel, wait for the confirm, ack. One current-thread tokio
 //! runtime; no settings, logging, token cache, dedup or emitter.
 //!
+//! `--connections 2` publishes on a second connection, as both sailors and the worker do; the
+//! default is one connection for both.
+//!
 //! Its outputs carry the headers every sailor's output carries (sailor-protocol.md 2.4: the
 //! step's identity, the message's lineage, `start`, `end`), as the driver checks: the broker
 //! parses and stores them, so a loop without them would not do the same wire work. The
@@ -151,12 +154,28 @@ async fn main() -> anyhow::Result<()> {
     let prefetch: u16 = var("ELASTICIO_RABBITMQ_PREFETCH_SAILOR")
         .unwrap_or_else(|_| "1".into())
         .parse()?;
+    let connections = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => 1,
+        [flag, count] if flag == "--connections" && (count == "1" || count == "2") => {
+            count.parse()?
+        }
+        other => anyhow::bail!("usage: bench-loop [--connections 1|2], not {other:?}"),
+    };
     let connection = Connection::connect(&uri, ConnectionProperties::default()).await?;
     let consume = connection.create_channel().await?;
     consume
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;
-    let publish = connection.create_channel().await?;
+    let publishing = if connections == 2 {
+        Some(Connection::connect(&uri, ConnectionProperties::default()).await?)
+    } else {
+        None
+    };
+    let publish = publishing
+        .as_ref()
+        .unwrap_or(&connection)
+        .create_channel()
+        .await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
