@@ -55,16 +55,37 @@ pub fn fill_path(path: &str, body: &Value) -> Result<String, String> {
 /// the request to another path than the one the template names.
 pub fn has_dot_segment(path: &str) -> bool {
     let path = path.split(['?', '#']).next().unwrap_or_default();
-    path.split(['/', '\\']).any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+    path.split(['/', '\\']).any(is_dot_segment)
+}
+
+/// True for `.` and `..`, each dot written as itself or as `%2E` in either case. Checked on
+/// every message's path, without decoding a copy.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', after @ ..] => after,
+            [b'%', b'2', b'e' | b'E', after @ ..] => after,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 /// True when `url` is `base` or below it: the same origin, and a path that is the base's path
 /// or continues it after a `/`. Keeps the bearer token on the API it was issued for.
 pub fn is_within(base: &Url, url: &Url) -> bool {
-    if url.origin() != base.origin() {
+    // The origin of an http(s) URL compared without building it (two allocations each).
+    let same_origin = if matches!(base.scheme(), "http" | "https") {
+        url.scheme() == base.scheme()
+            && url.host() == base.host()
+            && url.port_or_known_default() == base.port_or_known_default()
+    } else {
+        url.origin() == base.origin()
+    };
+    if !same_origin {
         return false;
     }
     let prefix = base.path().trim_end_matches('/');
@@ -121,6 +142,31 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_are_told_as_decoding_would() {
+        // Every segment of up to six characters over the characters that matter, against
+        // the definition: lower-cased, `%2e` decoded, then `.` or `..`.
+        let decoded_is_dots = |segment: &str| {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        };
+        let alphabet = ['.', '%', '2', 'e', 'E', 'a'];
+        let mut segments = vec![String::new()];
+        for _ in 0..6 {
+            segments = segments
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            for segment in &segments {
+                assert_eq!(
+                    is_dot_segment(segment),
+                    decoded_is_dots(segment),
+                    "{segment}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn only_urls_under_the_base_are_within_it() {
         let base = Url::parse("https://api.example/v1/tenant-a").unwrap();
         let within = |url: &str| is_within(&base, &Url::parse(url).unwrap());
@@ -131,6 +177,8 @@ mod tests {
         assert!(!within("http://api.example/v1/tenant-a/items"));
         assert!(!within("https://api.example:8443/v1/tenant-a/items"));
         assert!(!within("https://evil.example/v1/tenant-a/items"));
+        assert!(within("https://api.example:443/v1/tenant-a/items"));
+        assert!(within("HTTPS://API.example/v1/tenant-a/items"));
         let root = Url::parse("https://api.example/").unwrap();
         assert!(is_within(
             &root,

@@ -217,7 +217,7 @@ pub async fn shutdown(settings: &HookSettings, registry: &Registry) -> Result<()
 /// A hook's context: the step's clients, its flow and step, events going to `sink`.
 fn hook_context(step: &Step, identity: &Identity, sink: Arc<dyn EventSink>) -> Context {
     let invocation = Invocation::of_step(&identity.flow_id, &identity.step_id);
-    step.context(&Emitter::new(sink), &invocation)
+    step.context(&Emitter::new(sink), invocation)
 }
 
 fn failed(hook: &'static str, ctx: &Context, error: &ProcessError) -> HookError {

@@ -484,7 +484,7 @@ mod tests {
                 &Message::with_body(body),
                 &json!({}),
                 &Emitter::new(Arc::new(sink.clone())),
-                &invocation,
+                invocation,
             )
             .await;
         (outcome, sink.events())

@@ -139,7 +139,7 @@ impl Step {
 
     /// The context the function gets when running as `invocation`, emitting through
     /// `emitter`: the step's HTTP clients, flow variables and redactor.
-    pub fn context(&self, emitter: &Emitter, invocation: &Invocation) -> Context {
+    pub fn context(&self, emitter: &Emitter, invocation: Invocation) -> Context {
         let http = self.tokens.clone().map(|cache| {
             AuthClient::sharing_base(
                 self.http.clone(),
@@ -150,14 +150,14 @@ impl Step {
         });
         Context::new(emitter.clone(), self.http.clone(), http)
             .with_redactor(self.redactor.clone())
-            .with_invocation(invocation.clone())
+            .with_invocation(invocation)
             .with_flow_variables(self.flow_variables.clone())
     }
 
     /// Processes one message, emitting through `emitter`, outside any flow (`run`, tests).
     pub async fn process(&self, message: &Message, snapshot: &Value, emitter: &Emitter) -> Outcome {
         let invocation = Invocation::default().for_message(message.id.clone(), None, None);
-        self.process_as(message, snapshot, emitter, &invocation)
+        self.process_as(message, snapshot, emitter, invocation)
             .await
     }
 
@@ -168,7 +168,7 @@ impl Step {
         message: &Message,
         snapshot: &Value,
         emitter: &Emitter,
-        invocation: &Invocation,
+        invocation: Invocation,
     ) -> Outcome {
         let ctx = self.context(emitter, invocation);
         match self

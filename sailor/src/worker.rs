@@ -626,7 +626,7 @@ impl Worker {
         &self,
         data: Vec<u8>,
         properties: BasicProperties,
-        headers: IncomingHeaders,
+        mut headers: IncomingHeaders,
     ) -> (Decision, Processed) {
         let settings = &self.wire.settings;
         let start_ms = headers::now_ms();
@@ -637,9 +637,10 @@ impl Worker {
             }
             InputFormat::Default => decode_message(&settings.cipher, &data, encoding),
         };
+        // `accept` gave every delivery a thread; `Delivered` keeps it on its own.
         let thread_id = headers
             .thread_id
-            .clone()
+            .take()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let reply_to = headers.reply_to.clone();
         let invocation =
@@ -691,13 +692,12 @@ impl Worker {
         }
         let snapshot = self.wire.snapshot();
         let emitter = Emitter::new(self.keys.router(Some(sink.clone())));
-        let processed =
-            AssertUnwindSafe(
-                self.step
-                    .process_as(&message, &snapshot, &emitter, &invocation),
-            )
-            .catch_unwind()
-            .await;
+        let processed = AssertUnwindSafe(
+            self.step
+                .process_as(&message, &snapshot, &emitter, invocation),
+        )
+        .catch_unwind()
+        .await;
         let Ok(outcome) = processed else {
             // A panicking function must not wedge its prefetch slot: report it like an error.
             let report = ErrorReport {

@@ -110,8 +110,13 @@ fn query(config: &StepConfig) -> Result<Vec<(String, String)>, ProcessError> {
 /// `cfg.method`, GET when unset, in any letter case.
 fn method(config: &StepConfig) -> Result<Method, ProcessError> {
     let method = config.str_field("method").unwrap_or("GET").trim();
-    Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| ProcessError::Config(format!("`method` is not an HTTP method: `{method}`")))
+    // Read on every message: an upper-case name, the usual, is parsed without a copy.
+    let parsed = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+    } else {
+        Method::from_bytes(method.as_bytes())
+    };
+    parsed.map_err(|_| ProcessError::Config(format!("`method` is not an HTTP method: `{method}`")))
 }
 
 /// Reads every field of the action's config as a message would, without sending anything:

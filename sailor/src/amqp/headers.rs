@@ -4,6 +4,7 @@
 //! Identity travels in headers only, never in basic properties. Integers are written in the
 //! smallest signed width, as amqplib does, and read in any width.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -134,7 +135,7 @@ impl IncomingHeaders {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PublishHeaders {
     shared: Option<Arc<FieldTable>>,
-    own: Vec<(ShortString, AMQPValue)>,
+    own: Vec<(Cow<'static, str>, AMQPValue)>,
 }
 
 impl PublishHeaders {
@@ -146,15 +147,13 @@ impl PublishHeaders {
         }
     }
 
-    /// Sets a header of this publish; it wins over a shared one of the same name.
-    pub fn insert(&mut self, name: &str, value: AMQPValue) {
-        match self
-            .own
-            .iter_mut()
-            .find(|(known, _)| known.as_str() == name)
-        {
+    /// Sets a header of this publish; it wins over a shared one of the same name. Names are
+    /// mostly the protocol's own (`messageId`, `threadId`, ...), kept without a copy.
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: AMQPValue) {
+        let name = name.into();
+        match self.own.iter_mut().find(|(known, _)| *known == name) {
             Some((_, known)) => *known = value,
-            None => self.own.push((name.into(), value)),
+            None => self.own.push((name, value)),
         }
     }
 
@@ -162,7 +161,7 @@ impl PublishHeaders {
     pub fn get(&self, name: &str) -> Option<&AMQPValue> {
         self.own
             .iter()
-            .find(|(known, _)| known.as_str() == name)
+            .find(|(known, _)| known == name)
             .map(|(_, value)| value)
             .or_else(|| self.shared.as_ref()?.inner().get(name))
     }
@@ -174,7 +173,7 @@ impl PublishHeaders {
             .as_deref()
             .map_or_else(FieldTable::default, FieldTable::clone);
         for (name, value) in &self.own {
-            table.insert(name.clone(), value.clone());
+            table.insert(ShortString::from(&**name), value.clone());
         }
         table
     }
@@ -246,15 +245,15 @@ pub fn add_lineage(
     let carried = incoming
         .meta
         .iter()
-        .map(|(name, value)| (name.as_str(), value.clone()))
-        .chain(reply_to);
+        .map(|(name, value)| (name.as_str(), value))
+        .chain(reply_to.as_ref().map(|(name, value)| (*name, value)));
     for (name, value) in carried {
         let step_has_it = headers
             .shared
             .as_ref()
             .is_some_and(|shared| shared.contains_key(name));
         if !step_has_it {
-            headers.insert(name, value);
+            headers.insert(name.to_owned(), value.clone());
         }
     }
     if let Some(parent) = &incoming.message_id {

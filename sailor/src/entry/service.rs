@@ -99,7 +99,7 @@ async fn model(method: ServiceMethod, registry: &Registry) -> Result<Value, Stri
     let sink = keys
         .sink()
         .unwrap_or_else(|| Arc::new(CollectingSink::new()));
-    let ctx = step.context(&Emitter::new(sink), &Invocation::default());
+    let ctx = step.context(&Emitter::new(sink), Invocation::default());
     let call = async {
         match &model_method {
             Some(name) => {
