@@ -323,6 +323,23 @@ mod tests {
     }
 
     #[test]
+    fn methods_are_read_in_any_letter_case() {
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        for (given, read) in [
+            (json!({}), Method::GET),
+            (json!({"method": "POST"}), Method::POST),
+            (json!({"method": "post"}), Method::POST),
+            (json!({"method": " Patch "}), Method::PATCH),
+            (json!({"method": "purge"}), purge.clone()),
+            (json!({"method": "PURGE"}), purge),
+        ] {
+            assert_eq!(method(&config(given.clone())).unwrap(), read, "{given}");
+        }
+        let error = method(&config(json!({"method": "no such"}))).unwrap_err();
+        assert!(error.to_string().contains("`no such`"), "{error}");
+    }
+
+    #[test]
     fn only_methods_with_a_body_send_the_message() {
         assert!(carries_body(&Method::POST) && carries_body(&Method::PATCH));
         assert!(!carries_body(&Method::GET) && !carries_body(&Method::DELETE));
