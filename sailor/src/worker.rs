@@ -577,8 +577,10 @@ impl Worker {
             delivery_tag = delivery.delivery_tag,
             redelivered = delivery.redelivered
         );
+        // Boxed as well: on its way into the runtime (`instrument`, `spawn` and the task's
+        // cell) the task is moved several times, and a box moves as a pointer.
         tasks.spawn(
-            async move {
+            Box::pin(async move {
                 let Delivery {
                     acker,
                     data,
@@ -592,7 +594,7 @@ impl Worker {
                     Err(_) => Decision::Requeue,
                 };
                 self.settle(acker, tracked_id, decision).await;
-            }
+            })
             .instrument(span),
         );
     }
