@@ -588,8 +588,8 @@ impl Worker {
                     ..
                 } = delivery;
                 let decision = match self.permits.acquire().await {
-                    // Boxed: the processing future is several KiB, and this task is moved
-                    // whole on its way into the runtime; a box moves as a pointer.
+                    // Boxed apart: the processing future is several KiB, which the box of
+                    // this task would otherwise allocate and copy whole.
                     Ok(_permit) => Box::pin(self.process_observed(data, properties, headers)).await,
                     Err(_) => Decision::Requeue,
                 };

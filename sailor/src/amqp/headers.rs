@@ -241,19 +241,19 @@ pub fn add_lineage(
     let reply_to = incoming
         .reply_to
         .as_deref()
-        .map(|reply_to| ("reply_to", text_value(reply_to)));
+        .map(|reply_to| (Cow::Borrowed("reply_to"), text_value(reply_to)));
     let carried = incoming
         .meta
         .iter()
-        .map(|(name, value)| (name.as_str(), value))
-        .chain(reply_to.as_ref().map(|(name, value)| (*name, value)));
+        .map(|(name, value)| (Cow::Owned(name.clone()), value.clone()))
+        .chain(reply_to);
     for (name, value) in carried {
         let step_has_it = headers
             .shared
             .as_ref()
-            .is_some_and(|shared| shared.contains_key(name));
+            .is_some_and(|shared| shared.contains_key(&name));
         if !step_has_it {
-            headers.insert(name.to_owned(), value.clone());
+            headers.insert(name, value);
         }
     }
     if let Some(parent) = &incoming.message_id {
