@@ -120,6 +120,7 @@ pub mod step;
 pub mod telemetry;
 pub mod throttle;
 pub mod verify;
+mod wake_gate;
 pub mod worker;
 
 pub use config::StepConfig;

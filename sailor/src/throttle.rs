@@ -5,6 +5,7 @@
 //! are not limited, as in sailor-nodejs.
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -43,12 +44,16 @@ impl Default for RateLimits {
 }
 
 /// One kind's limit: a sliding window of the last `limit` publish slots.
+///
+/// The window is behind a plain mutex, held only to take a slot, never across a wait: a
+/// publish within the limit, the usual one, takes its slot without awaiting anything.
 #[derive(Debug)]
 pub struct Throttle {
     limit: usize,
     interval: Duration,
-    /// The slots handed out within the last interval, oldest first.
-    slots: tokio::sync::Mutex<VecDeque<Instant>>,
+    /// The slots handed out, oldest first: those of the last interval and those reserved by
+    /// callers still waiting for theirs. Each slot is no earlier than the one before it.
+    slots: Mutex<VecDeque<Instant>>,
 }
 
 impl Throttle {
@@ -57,28 +62,74 @@ impl Throttle {
         Self {
             limit: usize::try_from(limit.max(1)).unwrap_or(usize::MAX),
             interval,
-            slots: tokio::sync::Mutex::new(VecDeque::new()),
+            slots: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Waits for this publish's slot. Slots are handed out in call order (the lock is
-    /// fair), and a caller dropped while waiting gives its slot up.
+    /// Waits for this publish's slot. Slots are handed out in call order, and a caller
+    /// dropped while waiting gives its slot up.
     pub async fn acquire(&self) {
-        let mut slots = self.slots.lock().await;
-        let now = Instant::now();
+        let Some(at) = self.take_slot(Instant::now()) else {
+            return;
+        };
+        let reserved = Reserved {
+            throttle: self,
+            at: Some(at),
+        };
+        tokio::time::sleep_until(at).await;
+        reserved.used();
+    }
+
+    /// Takes the next slot: `None` when it is now, else the instant it is reserved for, an
+    /// interval after the slot it replaces in the full window.
+    fn take_slot(&self, now: Instant) -> Option<Instant> {
+        let mut slots = self.slots();
         while slots
             .front()
             .is_some_and(|oldest| *oldest + self.interval <= now)
         {
             slots.pop_front();
         }
-        if slots.len() >= self.limit {
-            let oldest = slots.pop_front().expect("the window is full");
-            let at = oldest + self.interval;
-            tokio::time::sleep_until(at).await;
-            slots.push_back(at);
-        } else {
+        if slots.len() < self.limit {
             slots.push_back(now);
+            return None;
+        }
+        let oldest = slots.pop_front().expect("the window is full");
+        let at = oldest + self.interval;
+        slots.push_back(at);
+        Some(at)
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
+        // Nothing panics while the window is held: a poisoned lock still holds a sound one.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A slot reserved ahead by a caller waiting for it; given back if the caller is dropped
+/// before its time, the window then as it would be had the caller never come.
+struct Reserved<'a> {
+    throttle: &'a Throttle,
+    at: Option<Instant>,
+}
+
+impl Reserved<'_> {
+    /// The caller's time came: the slot is spent.
+    fn used(mut self) {
+        self.at = None;
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let Some(at) = self.at else { return };
+        let mut slots = self.throttle.slots();
+        // Reserved slots are the newest: search from the back.
+        if let Some(index) = slots.iter().rposition(|slot| *slot == at) {
+            slots.remove(index);
+            // The slot this one replaced comes back, still the oldest: every slot taken since
+            // is no earlier. Expired by now, the next caller drops it again.
+            slots.push_front(at - self.throttle.interval);
         }
     }
 }
@@ -124,6 +175,50 @@ mod tests {
             assert!(*at >= interval, "slot {i} at {at:?}");
         }
         assert!(at[1] < Duration::from_millis(50), "{at:?}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_get_the_slots_in_call_order() {
+        let throttle = std::sync::Arc::new(Throttle::new(2, Duration::from_millis(100)));
+        let start = Instant::now();
+        let callers: Vec<_> = (0..6)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move {
+                    throttle.acquire().await;
+                    Instant::now() - start
+                })
+            })
+            .collect();
+        let mut at = Vec::new();
+        for caller in callers {
+            at.push(caller.await.unwrap());
+        }
+        for (i, at) in at.iter().enumerate() {
+            let slot = Duration::from_millis(100) * (i as u32 / 2);
+            assert!(
+                *at >= slot && *at < slot + Duration::from_millis(80),
+                "caller {i} at {at:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_dropped_while_waiting_gives_its_slot_to_the_next() {
+        let throttle = Throttle::new(1, Duration::from_millis(200));
+        let start = Instant::now();
+        throttle.acquire().await;
+        // The second caller's slot is 200 ms on; it gives up after 20.
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), throttle.acquire()).await;
+        assert!(gave_up.is_err(), "the window was full");
+        throttle.acquire().await;
+        let third = start.elapsed();
+        // The third takes the second's slot, not the one after it; and not before it either:
+        // the first caller's slot still counts.
+        assert!(
+            third >= Duration::from_millis(200) && third < Duration::from_millis(350),
+            "{third:?}"
+        );
     }
 
     #[tokio::test]

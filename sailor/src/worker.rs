@@ -60,6 +60,7 @@ use crate::step::{Outcome, Step, UnknownFunction};
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::{self, DeliveryMetrics, Processed};
 use crate::telemetry::server::OpsServer;
+use crate::wake_gate::WakeGated;
 
 /// How long a delivery that must go back to the queue is held first, so that a failure on the
 /// broker's side (an exchange gone, a connection down) does not become a hot redelivery loop.
@@ -392,7 +393,9 @@ pub async fn serve(
         async move { publisher.open().await }
     });
     let mut tasks = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    // The loop below runs once or twice for every message, and polling the signal handlers
+    // behind `shutdown` cost more than the rest of it: polled only once they woke.
+    let mut shutdown = std::pin::pin!(WakeGated::new(shutdown));
     let mut delay = settings.reconnect.delay.unwrap_or(INITIAL_RECONNECT_DELAY);
     let mut consumed_before = false;
     let mut failures = 0u32;
@@ -444,6 +447,7 @@ pub async fn serve(
         worker.health.set_consuming(true);
         loop {
             tokio::select! {
+                biased;
                 () = &mut shutdown => {
                     worker.health.set_consuming(false);
                     tracing::info!(message = "Shutdown requested; no new messages are taken.");
