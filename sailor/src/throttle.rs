@@ -127,9 +127,11 @@ impl Drop for Reserved<'_> {
         // Reserved slots are the newest: search from the back.
         if let Some(index) = slots.iter().rposition(|slot| *slot == at) {
             slots.remove(index);
-            // The slot this one replaced comes back, still the oldest: every slot taken since
-            // is no earlier. Expired by now, the next caller drops it again.
-            slots.push_front(at - self.throttle.interval);
+            // The slot this one replaced comes back, in order (another waiter may have given
+            // back an older one meanwhile). Expired by now, the next caller drops it again.
+            let replaced = at - self.throttle.interval;
+            let index = slots.partition_point(|slot| *slot < replaced);
+            slots.insert(index, replaced);
         }
     }
 }
@@ -220,6 +222,34 @@ mod tests {
             third >= Duration::from_millis(200) && third < Duration::from_millis(350),
             "{third:?}"
         );
+    }
+
+    #[test]
+    fn slots_given_back_in_any_order_leave_the_window_in_order() {
+        let throttle = Throttle::new(2, Duration::from_millis(100));
+        let base = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(throttle.take_slot(base), None);
+        assert_eq!(throttle.take_slot(base + ms(10)), None);
+        let first = throttle.take_slot(base + ms(20));
+        let second = throttle.take_slot(base + ms(30));
+        assert_eq!(
+            (first, second),
+            (Some(base + ms(100)), Some(base + ms(110)))
+        );
+        // The first waiter gives up before the second: the slots they replaced come back in
+        // time order, and the next caller waits for the oldest's interval to end.
+        drop(Reserved {
+            throttle: &throttle,
+            at: first,
+        });
+        drop(Reserved {
+            throttle: &throttle,
+            at: second,
+        });
+        let window: Vec<_> = throttle.slots().iter().copied().collect();
+        assert_eq!(window, [base, base + ms(10)]);
+        assert_eq!(throttle.take_slot(base + ms(40)), Some(base + ms(100)));
     }
 
     #[tokio::test]
