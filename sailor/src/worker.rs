@@ -27,9 +27,9 @@ use std::time::Duration;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt as _, StreamExt as _};
+use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::{Acker, BasicProperties};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -37,7 +37,7 @@ use tracing::Instrument as _;
 
 use crate::amqp::account_keys::{AccountKeys, AccountKeysConfig, DEFAULT_LEASE_WAIT};
 use crate::amqp::connection::{INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
-use crate::amqp::consumer::Subscription;
+use crate::amqp::consumer::{ChannelAcker, Subscription};
 use crate::amqp::error_input;
 use crate::amqp::headers::{self, IncomingHeaders};
 use crate::amqp::keys::KeysPublisher;
@@ -142,7 +142,7 @@ struct InFlight {
     /// Deliveries being processed: more than one when an upstream step reuses ids.
     running: usize,
     /// Redeliveries of it that arrived meanwhile (after a reconnect), settled after them.
-    parked: Vec<Acker>,
+    parked: Vec<ChannelAcker>,
     /// The most cautious decision of those processed so far.
     decision: Decision,
 }
@@ -455,7 +455,10 @@ pub async fn serve(
                     break 'consume Some(subscription);
                 }
                 next = subscription.consumer.next() => match next {
-                    Some(Ok(delivery)) => worker.clone().accept(delivery, &mut tasks),
+                    Some(Ok(delivery)) => {
+                        let acker = subscription.acker(delivery.delivery_tag);
+                        worker.clone().accept(delivery, acker, &mut tasks);
+                    }
                     Some(Err(error)) => {
                         tracing::warn!(message = "The consumer failed; reconnecting.", %error);
                         break;
@@ -538,7 +541,7 @@ impl Worker {
     /// Takes a delivery: a redelivery of a message still in flight is parked, to be settled
     /// with it; anything else gets a task, even when its `messageId` is one already in
     /// flight (an upstream component may reuse ids: distinct messages are never merged).
-    fn accept(self: Arc<Self>, delivery: Delivery, tasks: &mut JoinSet<()>) {
+    fn accept(self: Arc<Self>, delivery: Delivery, acker: ChannelAcker, tasks: &mut JoinSet<()>) {
         let mut headers = IncomingHeaders::read(delivery.properties.headers().as_ref());
         self.metrics.received();
         let tracked_id = headers.message_id.clone();
@@ -551,7 +554,7 @@ impl Worker {
                     message_id = %id,
                     delivery_tag = delivery.delivery_tag
                 );
-                entry.parked.push(delivery.acker);
+                entry.parked.push(acker);
                 return;
             }
             entry.running += 1;
@@ -586,10 +589,7 @@ impl Worker {
         tasks.spawn(
             Box::pin(async move {
                 let Delivery {
-                    acker,
-                    data,
-                    properties,
-                    ..
+                    data, properties, ..
                 } = delivery;
                 let decision = match self.permits.acquire().await {
                     // Boxed apart: the processing future is several KiB, which the box of
@@ -733,7 +733,7 @@ impl Worker {
     /// The one place deliveries are acked, rejected or requeued: the delivery itself, and,
     /// once no delivery of its `messageId` runs any more, the redeliveries parked meanwhile,
     /// with the most cautious decision among those that ran.
-    async fn settle(&self, acker: Acker, message_id: Option<String>, decision: Decision) {
+    async fn settle(&self, acker: ChannelAcker, message_id: Option<String>, decision: Decision) {
         let parked = message_id
             .and_then(|id| {
                 let mut in_flight = self.lock_in_flight();
@@ -757,7 +757,7 @@ impl Worker {
 
 /// Acks, rejects or requeues one delivery, and says what really happened: an acker whose
 /// channel is gone settles nothing, and the broker redelivers that message.
-async fn settle_one(acker: &Acker, decision: Decision) {
+async fn settle_one(acker: &ChannelAcker, decision: Decision) {
     let settled = match decision {
         Decision::Ack => acker.ack(BasicAckOptions::default()).await,
         Decision::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
@@ -907,8 +907,9 @@ mod tests {
                 break message.delivery;
             }
         };
+        let acker = ChannelAcker::new(Arc::new(channel.clone()), delivery.delivery_tag);
         channel.close(200, "gone".into()).await.unwrap();
-        settle_one(&delivery.acker, Decision::Ack).await;
+        settle_one(&acker, Decision::Ack).await;
         assert!(logs_contain("Message not settled: its channel is closed"));
         assert!(!logs_contain("Message settled."));
         connection.close(200, "done".into()).await.unwrap();

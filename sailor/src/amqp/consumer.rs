@@ -1,10 +1,13 @@
 //! Consuming the step's queue: manual acks, prefetch = the number of messages processed at
 //! once, on the read connection.
 
+use std::sync::Arc;
+
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{DeliveryTag, FieldTable};
 use lapin::{Channel, Connection, Consumer};
 
 use super::connection::{self, CLOSE_TIMEOUT, Role};
@@ -29,7 +32,7 @@ pub async fn ready_count(channel: &Channel, queue: &str) -> Result<u32, lapin::E
 /// A live consumer with the channel and connection it runs on.
 pub struct Subscription {
     connection: Connection,
-    channel: Channel,
+    channel: Arc<Channel>,
     /// The stream of deliveries.
     pub consumer: Consumer,
 }
@@ -83,9 +86,14 @@ impl Subscription {
         tracing::info!(message = "Consuming.", queue, prefetch);
         Ok(Self {
             connection,
-            channel,
+            channel: Arc::new(channel),
             consumer,
         })
+    }
+
+    /// What settles the delivery numbered `tag` on this subscription's channel.
+    pub fn acker(&self, tag: DeliveryTag) -> ChannelAcker {
+        ChannelAcker::new(self.channel.clone(), tag)
     }
 
     /// Stops deliveries; those already received can still be acked. A broker that does not
@@ -115,5 +123,72 @@ impl Subscription {
         if closed.is_err() {
             tracing::warn!(message = "Closing the consuming connection timed out.");
         }
+    }
+}
+
+/// Acks, rejects or requeues one delivery straight on the channel it came on.
+///
+/// lapin's own [`lapin::Acker`] hands each settlement to the connection's internal task, which
+/// spawns a task of several KiB to send it: on a busy worker that detour cost more than the
+/// rest of the ack. Delivery tags are numbered per channel, and a channel here is never
+/// reopened (lapin's automatic recovery is off), so the tag on its own channel names this
+/// delivery and no other; once that channel is closed, nothing is settled and the broker
+/// redelivers the message.
+#[derive(Clone)]
+pub struct ChannelAcker {
+    channel: Arc<Channel>,
+    tag: DeliveryTag,
+}
+
+impl std::fmt::Debug for ChannelAcker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelAcker")
+            .field("channel", &self.channel.id())
+            .field("tag", &self.tag)
+            .finish()
+    }
+}
+
+impl ChannelAcker {
+    /// Settles the delivery numbered `tag` on `channel`.
+    pub fn new(channel: Arc<Channel>, tag: DeliveryTag) -> Self {
+        Self { channel, tag }
+    }
+
+    /// Acks the delivery; `Ok(false)` when its channel is closed and nothing was sent.
+    pub async fn ack(&self, options: BasicAckOptions) -> Result<bool, lapin::Error> {
+        if !self.is_open() {
+            return Ok(false);
+        }
+        self.channel
+            .basic_ack(self.tag, options)
+            .await
+            .map(|()| true)
+    }
+
+    /// Rejects the delivery; `Ok(false)` when its channel is closed and nothing was sent.
+    pub async fn reject(&self, options: BasicRejectOptions) -> Result<bool, lapin::Error> {
+        if !self.is_open() {
+            return Ok(false);
+        }
+        self.channel
+            .basic_reject(self.tag, options)
+            .await
+            .map(|()| true)
+    }
+
+    /// Nacks the delivery; `Ok(false)` when its channel is closed and nothing was sent.
+    pub async fn nack(&self, options: BasicNackOptions) -> Result<bool, lapin::Error> {
+        if !self.is_open() {
+            return Ok(false);
+        }
+        self.channel
+            .basic_nack(self.tag, options)
+            .await
+            .map(|()| true)
+    }
+
+    fn is_open(&self) -> bool {
+        self.channel.status().connected()
     }
 }
