@@ -106,7 +106,11 @@ async fn a_worker_killed_with_sigkill_mid_batch_is_restarted_and_processes_the_r
     // The first ran on the default current-thread runtime; the second runs on tokio's
     // multi-thread one, as TOKIO_WORKER_THREADS asks.
     vars.push(("TOKIO_WORKER_THREADS".into(), "2".into()));
-    let second = spawn_worker(&vars, "info");
+    // At `debug`, so that every delivery logs a line ("Message settled.") with its
+    // `redelivered` flag: a message whose output the first worker published but whose ack the
+    // kill cut off is output twice, and only such a line shows that it came back as a
+    // redelivery (at `info` a duplicate could not be told from a republish).
+    let second = spawn_worker(&vars, "debug");
     let expected: BTreeSet<u64> = (0..20).collect();
     let got = bed
         .collect_distinct(&expected, Duration::from_secs(30), answered_n)
