@@ -851,8 +851,7 @@ async fn report_and_reject(sink: &DeliverySink, report: ErrorReport) -> Decision
 
 #[cfg(test)]
 mod tests {
-    use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
+    use lapin::options::{BasicGetOptions, BasicPublishOptions};
     use lapin::{BasicProperties, Connection, ConnectionProperties};
     use tracing_test::traced_test;
 
@@ -877,21 +876,11 @@ mod tests {
         .await
         .expect("RabbitMQ runs on 127.0.0.1:5672");
         let channel = connection.create_channel().await.unwrap();
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let queue = crate::amqp::consumer::tests::exclusive_queue(&channel).await;
         channel
             .basic_publish(
                 "".into(),
-                queue.name().as_str().into(),
+                queue.as_str().into(),
                 BasicPublishOptions::default(),
                 b"{}",
                 BasicProperties::default(),
@@ -900,7 +889,7 @@ mod tests {
             .unwrap();
         let delivery = loop {
             if let Some(message) = channel
-                .basic_get(queue.name().as_str().into(), BasicGetOptions::default())
+                .basic_get(queue.as_str().into(), BasicGetOptions::default())
                 .await
                 .unwrap()
             {

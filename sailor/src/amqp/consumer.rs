@@ -157,38 +157,126 @@ impl ChannelAcker {
 
     /// Acks the delivery; `Ok(false)` when its channel is closed and nothing was sent.
     pub async fn ack(&self, options: BasicAckOptions) -> Result<bool, lapin::Error> {
-        if !self.is_open() {
-            return Ok(false);
-        }
-        self.channel
-            .basic_ack(self.tag, options)
-            .await
-            .map(|()| true)
+        self.settle(self.channel.basic_ack(self.tag, options)).await
     }
 
     /// Rejects the delivery; `Ok(false)` when its channel is closed and nothing was sent.
     pub async fn reject(&self, options: BasicRejectOptions) -> Result<bool, lapin::Error> {
-        if !self.is_open() {
-            return Ok(false);
-        }
-        self.channel
-            .basic_reject(self.tag, options)
+        self.settle(self.channel.basic_reject(self.tag, options))
             .await
-            .map(|()| true)
     }
 
     /// Nacks the delivery; `Ok(false)` when its channel is closed and nothing was sent.
     pub async fn nack(&self, options: BasicNackOptions) -> Result<bool, lapin::Error> {
-        if !self.is_open() {
-            return Ok(false);
-        }
-        self.channel
-            .basic_nack(self.tag, options)
+        self.settle(self.channel.basic_nack(self.tag, options))
             .await
-            .map(|()| true)
     }
 
-    fn is_open(&self) -> bool {
-        self.channel.status().connected()
+    /// Sends `settlement` (not started before it is awaited) unless the channel has closed.
+    async fn settle(
+        &self,
+        settlement: impl Future<Output = Result<(), lapin::Error>>,
+    ) -> Result<bool, lapin::Error> {
+        if !self.channel.status().connected() {
+            return Ok(false);
+        }
+        settlement.await.map(|()| true)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use lapin::options::{BasicGetOptions, BasicPublishOptions};
+    use lapin::{BasicProperties, ConnectionProperties};
+
+    use super::*;
+
+    /// The broker the test command guarantees.
+    const AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    /// A server-named queue that lives as long as `channel`'s connection and only it can use.
+    pub(crate) async fn exclusive_queue(channel: &Channel) -> String {
+        let declared = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        declared.name().as_str().to_owned()
+    }
+
+    /// Takes the next message off `queue` within 5 s, unacked unless `no_ack`.
+    async fn next(channel: &Channel, queue: &str, no_ack: bool) -> lapin::message::Delivery {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(message) = channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack })
+                .await
+                .unwrap()
+            {
+                return message.delivery;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no message came");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_channel_acker_settles_its_own_delivery_and_nothing_once_the_channel_is_closed() {
+        let connection = Connection::connect(AMQP_URI, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ runs on 127.0.0.1:5672");
+        let channel = Arc::new(connection.create_channel().await.unwrap());
+        let queue = exclusive_queue(&channel).await;
+        for body in [&b"acked"[..], b"rejected", b"requeued", b"left"] {
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let mut ackers = Vec::new();
+        for _ in 0..4 {
+            let delivery = next(&channel, &queue, false).await;
+            ackers.push(ChannelAcker::new(channel.clone(), delivery.delivery_tag));
+        }
+
+        // Settled newest first: each acker names its own delivery, not the latest.
+        let requeue = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        assert!(ackers[2].nack(requeue).await.unwrap());
+        assert!(
+            ackers[1]
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .unwrap()
+        );
+        assert!(ackers[0].ack(BasicAckOptions::default()).await.unwrap());
+        let back = next(&channel, &queue, true).await;
+        assert_eq!(back.data, b"requeued");
+        assert!(back.redelivered);
+
+        // Once its channel is closed an acker sends nothing, and the broker puts the delivery
+        // back; the three settled above stay settled.
+        channel.close(200, "done".into()).await.unwrap();
+        assert!(!ackers[3].ack(BasicAckOptions::default()).await.unwrap());
+        let other = connection.create_channel().await.unwrap();
+        assert_eq!(next(&other, &queue, true).await.data, b"left");
+        assert_eq!(ready_count(&other, &queue).await.unwrap(), 0);
+        connection.close(200, "done".into()).await.unwrap();
     }
 }
