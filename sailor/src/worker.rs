@@ -851,9 +851,11 @@ async fn report_and_reject(sink: &DeliverySink, report: ErrorReport) -> Decision
 
 #[cfg(test)]
 mod tests {
-    use lapin::options::{BasicGetOptions, BasicPublishOptions};
+    use lapin::options::BasicPublishOptions;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
     use tracing_test::traced_test;
+
+    use crate::amqp::consumer;
 
     use super::*;
 
@@ -876,7 +878,7 @@ mod tests {
         .await
         .expect("RabbitMQ runs on 127.0.0.1:5672");
         let channel = connection.create_channel().await.unwrap();
-        let queue = crate::amqp::consumer::tests::exclusive_queue(&channel).await;
+        let queue = consumer::tests::exclusive_queue(&channel).await;
         channel
             .basic_publish(
                 "".into(),
@@ -887,15 +889,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let delivery = loop {
-            if let Some(message) = channel
-                .basic_get(queue.as_str().into(), BasicGetOptions::default())
-                .await
-                .unwrap()
-            {
-                break message.delivery;
-            }
-        };
+        let delivery = consumer::tests::next_delivery(&channel, &queue, false).await;
         let acker = ChannelAcker::new(Arc::new(channel.clone()), delivery.delivery_tag);
         channel.close(200, "gone".into()).await.unwrap();
         settle_one(&acker, Decision::Ack).await;

@@ -213,7 +213,11 @@ pub(crate) mod tests {
     }
 
     /// Takes the next message off `queue` within 5 s, unacked unless `no_ack`.
-    async fn next(channel: &Channel, queue: &str, no_ack: bool) -> lapin::message::Delivery {
+    pub(crate) async fn next_delivery(
+        channel: &Channel,
+        queue: &str,
+        no_ack: bool,
+    ) -> lapin::message::Delivery {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(message) = channel
@@ -249,7 +253,7 @@ pub(crate) mod tests {
         }
         let mut ackers = Vec::new();
         for _ in 0..4 {
-            let delivery = next(&channel, &queue, false).await;
+            let delivery = next_delivery(&channel, &queue, false).await;
             ackers.push(ChannelAcker::new(channel.clone(), delivery.delivery_tag));
         }
 
@@ -266,7 +270,7 @@ pub(crate) mod tests {
                 .unwrap()
         );
         assert!(ackers[0].ack(BasicAckOptions::default()).await.unwrap());
-        let back = next(&channel, &queue, true).await;
+        let back = next_delivery(&channel, &queue, true).await;
         assert_eq!(back.data, b"requeued");
         assert!(back.redelivered);
 
@@ -275,7 +279,7 @@ pub(crate) mod tests {
         channel.close(200, "done".into()).await.unwrap();
         assert!(!ackers[3].ack(BasicAckOptions::default()).await.unwrap());
         let other = connection.create_channel().await.unwrap();
-        assert_eq!(next(&other, &queue, true).await.data, b"left");
+        assert_eq!(next_delivery(&other, &queue, true).await.data, b"left");
         assert_eq!(ready_count(&other, &queue).await.unwrap(), 0);
         connection.close(200, "done".into()).await.unwrap();
     }
